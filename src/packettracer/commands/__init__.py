@@ -1,0 +1,1 @@
+"""Subcommands of the `packettracer` command, one module each (see cli.COMMANDS)."""

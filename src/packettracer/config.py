@@ -1,0 +1,180 @@
+"""One typed Settings object: defaults < config file (TOML) < command-line flags.
+
+The file is `~/.packettracer/config.toml` unless `--config FILE` names another. Its tables are the
+sections below (`[capture]`, `[flows]`, ...); keys are the field names. Unknown keys and values
+of the wrong type are reported as one clear error line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packettracer.errors import ConfigError
+
+HOME_DIR = Path(os.environ.get("PACKETTRACER_HOME", "~/.packettracer")).expanduser()
+DEFAULT_CONFIG = HOME_DIR / "config.toml"
+
+
+@dataclass
+class CaptureSettings:
+    interface: str | None = None
+    """Interface to capture on; None: the interface of the default route."""
+    bpf_filter: str | None = None
+    """BPF filter expression (tcpdump syntax)."""
+    backend: str = "auto"
+    """auto (AF_PACKET ring on Linux, else scapy), afpacket, or scapy."""
+    read_file: str | None = None
+    """Replay this pcap/pcapng file instead of capturing live."""
+    realtime: bool = False
+    """Replay a file with its original pacing."""
+    loop: bool = False
+    """Replay the file again and again (the demo)."""
+    snaplen: int = 262144
+    queue_batches: int = 256
+    """Bound of the capture -> pipeline queue, in batches; overflow is counted as drops."""
+    batch_size: int = 512
+    """Frames handed over per batch."""
+
+
+@dataclass
+class FlowSettings:
+    max_flows: int = 50_000
+    """Flows kept in memory; the least recently seen is evicted beyond this."""
+    idle_timeout: float = 300.0
+    """Seconds without packets after which a flow ends."""
+    closed_timeout: float = 10.0
+    """Seconds after FIN/RST after which a TCP flow ends."""
+
+
+@dataclass
+class UiSettings:
+    refresh_interval: float = 0.1
+    """Dashboard refresh period in seconds."""
+    theme: str = "textual-dark"
+    table_rows: int = 500
+    """Rows the flow table shows (the top by the current sort)."""
+
+
+@dataclass
+class StoreSettings:
+    db_path: str = str(HOME_DIR / "data.db")
+    """SQLite database; ':memory:' keeps nothing on disk."""
+    retention_days: int = 30
+
+
+@dataclass
+class ResolveSettings:
+    enabled: bool = True
+    """Active lookups (reverse DNS, online geo, RDAP); -n turns them off."""
+    offline: bool = False
+    """Never contact a service on the internet."""
+    dns_cache_size: int = 5_000
+    geo_cache_size: int = 10_000
+    geo_rate_limit: int = 45
+    """Requests per minute to ip-api.com."""
+
+
+@dataclass
+class Settings:
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    flows: FlowSettings = field(default_factory=FlowSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    resolve: ResolveSettings = field(default_factory=ResolveSettings)
+    config_file: str | None = None
+    """The file the settings were read from, if any."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> Settings:
+        """Defaults, overridden by the TOML file (the default one only if it exists)."""
+        settings = cls()
+        explicit = path is not None
+        file = Path(path) if path is not None else DEFAULT_CONFIG
+        if not file.exists():
+            if explicit:
+                raise ConfigError(f"config file {file}: no such file")
+            return settings
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file}: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {file}: {exc.strerror}") from None
+        settings.apply(data, source=str(file))
+        settings.config_file = str(file)
+        return settings
+
+    def apply(self, data: dict[str, Any], source: str = "config") -> None:
+        """Overlay a nested mapping of {section: {key: value}} onto these settings."""
+        for section, values in data.items():
+            target = getattr(self, section, None)
+            if not dataclasses.is_dataclass(target) or not isinstance(values, dict):
+                known = ", ".join(sorted(self._section_names()))
+                raise ConfigError(f"{source}: unknown section [{section}] (known: {known})")
+            _apply_section(target, values, f"{source}: [{section}]")
+
+    def _section_names(self) -> list[str]:
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if dataclasses.is_dataclass(getattr(self, f.name))
+        ]
+
+
+def _apply_section(target: Any, values: dict[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(names))})")
+        setattr(target, key, _coerce(value, hints[key], f"{where} {key}"))
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item, where) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        obj = hint()
+        _apply_section(obj, value, where)
+        return obj
+    return value

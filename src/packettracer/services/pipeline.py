@@ -1,0 +1,191 @@
+"""The one packet pipeline: frames -> decoder -> flow table -> analyzers.
+
+The dashboard, `report` and `agent` all run this same object; only where frames come from and
+where results go differ. Analyzers are addons (mitmproxy style): small classes with hook methods,
+each call guarded so that one failing analyzer is counted and logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from packettracer.capture.bpf import FrameFilter
+from packettracer.capture.decoder import SUPPORTED_LINKTYPES, Decoder
+from packettracer.capture.packet import Packet
+from packettracer.capture.pcapfile import Frame
+from packettracer.config import Settings
+from packettracer.model.flows import Flow, FlowTable
+from packettracer.model.stats import TrafficStats
+
+log = logging.getLogger(__name__)
+
+
+class Analyzer:
+    """Base class for pipeline addons. Override what you need; every hook is optional."""
+
+    name = "analyzer"
+    inspect_packets = 0
+    """How many packets from the start of each flow `on_packet` wants (DPI reads the start)."""
+    all_packets = False
+    """Call `on_packet` for every packet, not just the first `inspect_packets` of a flow."""
+
+    def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        """A packet of `flow`; `forward` is True when it goes from the initiator."""
+
+    def on_flow_end(self, flow: Flow) -> None:
+        """`flow` ended (idle, closed, evicted, or the capture finished)."""
+
+    def tick(self, now: float) -> None:
+        """Periodic housekeeping; `now` is the latest packet time."""
+
+    def summary(self) -> dict[str, Any]:
+        """What this analyzer adds to the report's summary."""
+        return {}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        analyzers: Iterable[Analyzer] = (),
+        bpf_filter: str | None = None,
+        keep_raw: bool = False,
+    ) -> None:
+        self.settings = settings or Settings()
+        fs = self.settings.flows
+        self.decoder = Decoder(keep_raw=keep_raw)
+        self.stats = TrafficStats()
+        self.flows = FlowTable(
+            max_flows=fs.max_flows,
+            idle_timeout=fs.idle_timeout,
+            closed_timeout=fs.closed_timeout,
+            on_end=self._flow_ended,
+        )
+        self.filter = FrameFilter(bpf_filter) if bpf_filter else None
+        self.analyzers: list[Analyzer] = []
+        self._inspectors: list[Analyzer] = []
+        self._all_packets: list[Analyzer] = []
+        self.analyzer_errors: dict[str, int] = {}
+        self.ended_listeners: list[Callable[[Flow], None]] = []
+        for analyzer in analyzers:
+            self.add_analyzer(analyzer)
+
+    @property
+    def malformed(self) -> int:
+        return self.decoder.malformed
+
+    def add_analyzer(self, analyzer: Analyzer) -> None:
+        self.analyzers.append(analyzer)
+        if analyzer.all_packets:
+            self._all_packets.append(analyzer)
+        elif analyzer.inspect_packets > 0:
+            self._inspectors.append(analyzer)
+        self.flows.inspect_packets = max(
+            [a.inspect_packets for a in self.analyzers if not a.all_packets] or [0]
+        )
+
+    def on_flow_end(self, listener: Callable[[Flow], None]) -> None:
+        self.ended_listeners.append(listener)
+
+    def _safecall(self, analyzer: Analyzer, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:
+            count = self.analyzer_errors.get(analyzer.name, 0) + 1
+            self.analyzer_errors[analyzer.name] = count
+            if count <= 3:
+                log.exception("analyzer %s failed", analyzer.name)
+            return None
+
+    def _flow_ended(self, flow: Flow) -> None:
+        for analyzer in self.analyzers:
+            self._safecall(analyzer, analyzer.on_flow_end, flow)
+        for listener in self.ended_listeners:
+            try:
+                listener(flow)
+            except Exception:
+                log.exception("flow-end listener failed")
+
+    def feed(self, frames: Iterable[Frame]) -> None:
+        """The hot path: account every frame. Kept flat on purpose (no per-packet calls that
+        are not needed)."""
+        decode = self.decoder.decode
+        table = self.flows
+        update = table.update
+        stats = self.stats
+        by_proto = stats.by_proto
+        filt = self.filter
+        inspectors = self._inspectors
+        all_packets = self._all_packets
+        supported = SUPPORTED_LINKTYPES
+        packets = 0
+        nbytes = 0
+        last_ts = stats.last_ts
+        try:
+            for linktype, ts, data, wirelen in frames:
+                if linktype not in supported:
+                    stats.skipped_linktype += 1
+                    continue
+                if filt is not None and not filt.matches(linktype, data, wirelen):
+                    stats.filtered += 1
+                    continue
+                packets += 1
+                nbytes += wirelen
+                if last_ts is None or ts > last_ts:
+                    if stats.first_ts is None:
+                        stats.first_ts = ts
+                    last_ts = ts
+                pkt = decode(linktype, data, ts, wirelen)
+                if pkt is None:
+                    continue
+                counts = by_proto.get(pkt.proto)
+                if counts is None:
+                    by_proto[pkt.proto] = [1, wirelen]
+                else:
+                    counts[0] += 1
+                    counts[1] += wirelen
+                flow = update(pkt)
+                if flow.inspect_left > 0:
+                    flow.inspect_left -= 1
+                    # 1-based index of this packet in its flow
+                    seen = table.inspect_packets - flow.inspect_left
+                    forward = table.last_forward
+                    for analyzer in inspectors:
+                        if seen <= analyzer.inspect_packets:
+                            self._safecall(analyzer, analyzer.on_packet, pkt, flow, forward)
+                if all_packets:
+                    forward = table.last_forward
+                    for analyzer in all_packets:
+                        self._safecall(analyzer, analyzer.on_packet, pkt, flow, forward)
+        finally:
+            stats.packets += packets
+            stats.bytes += nbytes
+            stats.last_ts = last_ts
+
+    def tick(self) -> None:
+        now = self.flows.now
+        for analyzer in self.analyzers:
+            self._safecall(analyzer, analyzer.tick, now)
+
+    def finish(self) -> None:
+        """End every active flow (the capture is over)."""
+        self.flows.flush()
+
+    def summary(self) -> dict[str, Any]:
+        out = self.stats.to_dict()
+        out["flows"] = self.flows.created
+        out["malformed"] = self.decoder.malformed
+        out["non_ip"] = self.decoder.non_ip
+        out["flows_evicted"] = self.flows.evicted
+        out["flows_expired"] = self.flows.expired
+        if self.filter is not None:
+            out["filter"] = self.filter.expression
+        if self.analyzer_errors:
+            out["analyzer_errors"] = dict(self.analyzer_errors)
+        for analyzer in self.analyzers:
+            extra = self._safecall(analyzer, analyzer.summary)
+            if extra:
+                out.update(extra)
+        return out

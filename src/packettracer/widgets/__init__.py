@@ -1,0 +1,1 @@
+"""Widgets read service state; they never do I/O."""
