@@ -40,7 +40,7 @@ class CommandModule(Protocol):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() prints one line and exits 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{self.prog}: {message}", "see --help")
 
 

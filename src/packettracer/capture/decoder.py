@@ -292,7 +292,7 @@ class Decoder:
             start = off + 8
             if start < end:
                 pkt.payload = data[start : min(end, start + PAYLOAD_KEEP)]
-        elif proto == ICMP or proto == ICMP6:
+        elif proto in (ICMP, ICMP6):
             itype, code = data[off], data[off + 1]
             pkt.icmp_type = itype
             pkt.icmp_code = code

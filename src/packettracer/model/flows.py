@@ -293,9 +293,8 @@ class FlowTable:
                 self._finished[flow.key] = flow
             return
         if flags & SYN:
-            if flags & ACK:
-                if state in (SYN_SENT, MIDSTREAM):
-                    flow.tcp_state = SYN_RECEIVED
+            if flags & ACK and state in (SYN_SENT, MIDSTREAM):
+                flow.tcp_state = SYN_RECEIVED
             return
         if flags & FIN:
             # ext keeps which sides have closed; only needed for the few flows that close.
