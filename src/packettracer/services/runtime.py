@@ -1,0 +1,113 @@
+"""The Runtime: every service of one PacketTracer process, built the same way for the dashboard,
+`report` and `agent`. The dashboard reads its state on a timer; nothing here imports Textual."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+from packettracer.capture.source import PacketSource
+from packettracer.config import Settings
+from packettracer.services.capture import CaptureService
+from packettracer.services.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """A long-lived async service. `run()` returns when the service is done or is cancelled."""
+
+    name: str
+
+    async def run(self) -> None: ...
+
+
+class Runtime:
+    """Holds the pipeline, the capture and the feature services, and runs them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: PacketSource | None = None,
+        userspace_filter: str | None = None,
+    ) -> None:
+        self.settings = settings
+        # Live sources filter in the kernel; files (and relayed frames) are filtered here.
+        self.pipeline = Pipeline(settings, bpf_filter=userspace_filter)
+        self.capture: CaptureService | None = None
+        if source is not None:
+            self.capture = CaptureService(
+                source, self.pipeline, max_batches=settings.capture.queue_batches
+            )
+        self.services: list[Service] = []
+        self.started_at = time.time()
+        self.errors: list[str] = []
+        """Service failures, shown in the status bar."""
+        self.status_warnings: dict[str, str] = {}
+        """Current warnings by source (e.g. 'store': 'disk full'), shown in the status bar."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_tick = time.monotonic()
+        # Feature services attach themselves here by name (store, resolver, dpi, alerts, ...).
+        self.features: dict[str, Any] = {}
+
+    def add_service(self, service: Service) -> None:
+        self.services.append(service)
+
+    def feature(self, name: str) -> Any:
+        return self.features.get(name)
+
+    @property
+    def source_description(self) -> str:
+        return self.capture.source.description if self.capture else "-"
+
+    def tick(self) -> None:
+        """Refresh rates; called by whoever displays them (the dashboard timer, the agent)."""
+        now = time.monotonic()
+        interval = now - self._last_tick
+        if interval < 0.5:
+            return
+        self._last_tick = now
+        self.pipeline.stats.tick(interval)
+        self.pipeline.flows.tick(interval)
+        self.pipeline.tick()
+
+    async def _guard(self, service: Service) -> None:
+        try:
+            await service.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("service %s failed", service.name)
+            self.errors.append(f"{service.name}: {exc}")
+
+    def start(self) -> None:
+        """Start the capture and every service as tasks of the running loop."""
+        loop = asyncio.get_running_loop()
+        if self.capture is not None:
+            self._tasks.append(loop.create_task(self._guard(self.capture), name="capture"))
+        for service in self.services:
+            self._tasks.append(loop.create_task(self._guard(service), name=service.name))
+
+    async def stop(self) -> None:
+        if self.capture is not None:
+            self.capture.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        closers = [getattr(s, "close", None) for s in self.services]
+        for close in closers:
+            if close is None:
+                continue
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("closing a service failed")
