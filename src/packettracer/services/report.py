@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from packettracer.capture.pcapfile import CaptureReader
 from packettracer.config import Settings
 from packettracer.model.flows import Flow
-from packettracer.services.pipeline import Analyzer, Pipeline
+from packettracer.services.features import install_features
+from packettracer.services.runtime import Runtime
 
 # Columns of the CSV and table outputs, in order; JSON carries every field.
 BASE_COLUMNS = [
@@ -46,44 +48,67 @@ class ReportResult:
         return out
 
 
-ReportExtension = Callable[[Pipeline, ReportResult], None]
-"""Called after the capture is analyzed, to add sections to the result (alerts, hosts, ...)."""
+# Frames fed to the pipeline between two yields to the event loop, so that services (name
+# resolution, the database writer) make progress while a large file is analyzed.
+FEED_CHUNK = 4096
 
 
-def analyze_file(
+async def analyze_file_async(
     path: str,
     settings: Settings | None = None,
     bpf_filter: str | None = None,
-    analyzers: Iterable[Analyzer] = (),
-    extensions: Iterable[ReportExtension] = (),
-    on_flow_end: Callable[[Flow], None] | None = None,
+    mode: str = "report",
 ) -> ReportResult:
-    """Run the pipeline over a capture file and collect every flow."""
+    """Run the full runtime (pipeline plus every feature) over a capture file."""
     settings = settings or Settings()
-    pipeline = Pipeline(settings, analyzers=analyzers, bpf_filter=bpf_filter)
+    runtime = Runtime(settings, userspace_filter=bpf_filter)
+    pipeline = runtime.pipeline
     if pipeline.filter is not None:
         pipeline.filter.validate()
+    features = install_features(runtime, mode)
     ended: list[Flow] = []
     pipeline.on_flow_end(ended.append)
-    if on_flow_end is not None:
-        pipeline.on_flow_end(on_flow_end)
     warnings: list[str] = []
-    with CaptureReader(path) as reader:
-        pipeline.feed(reader)
-        pipeline.finish()
-        if reader.truncated:
-            warnings.append(
-                f"{path}: capture cut short at byte {reader.truncated_at}, "
-                f"after {reader.packets} packets; the packets before the break were analyzed"
-            )
+    runtime.start()
+    try:
+        with CaptureReader(path) as reader:
+            frames = iter(reader)
+            while True:
+                chunk = list(islice(frames, FEED_CHUNK))
+                if not chunk:
+                    break
+                pipeline.feed(chunk)
+                await asyncio.sleep(0)
+            pipeline.finish()
+            pipeline.tick()
+            if reader.truncated:
+                warnings.append(
+                    f"{path}: capture cut short at byte {reader.truncated_at}, "
+                    f"after {reader.packets} packets; the packets before the break were analyzed"
+                )
+        for feature in features:
+            finish = getattr(feature, "finish", None)
+            if finish is not None:
+                await finish()
+    finally:
+        await runtime.stop()
     summary = pipeline.summary()
     if warnings:
         summary["truncated_at"] = reader.truncated_at
     ended.sort(key=lambda f: (f.first_seen, f.id))
     result = ReportResult(summary=summary, flows=[f.to_dict() for f in ended], warnings=warnings)
-    for extend in extensions:
-        extend(pipeline, result)
+    for feature in features:
+        extend = getattr(feature, "extend_report", None)
+        if extend is not None:
+            extend(runtime, result)
     return result
+
+
+def analyze_file(
+    path: str, settings: Settings | None = None, bpf_filter: str | None = None
+) -> ReportResult:
+    """Synchronous wrapper of `analyze_file_async` for the command line and tests."""
+    return asyncio.run(analyze_file_async(path, settings, bpf_filter))
 
 
 def _scalar(value: Any) -> Any:
