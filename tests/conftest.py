@@ -1,0 +1,59 @@
+"""Fixtures every test area may use: where the data lives, and whether we may act as root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+# The read-only corpus shipped beside the repository (../shared); tests skip when it is absent.
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+CORPUS_PCAPS = CORPUS / "pcap"
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def packettracer_cmd() -> list[str]:
+    """The installed command (in the venv the tests run from)."""
+    exe = VENV_BIN / "packettracer"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("packettracer")
+    if found:
+        return [found]
+    import sys
+
+    return [sys.executable, "-m", "packettracer"]
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def corpus_pcaps() -> Path:
+    if not CORPUS_PCAPS.is_dir():
+        pytest.skip("the shared capture corpus (../shared/corpus/pcap) is not present")
+    return CORPUS_PCAPS
+
+
+@pytest.fixture
+def require_root() -> None:
+    if not is_root():
+        pytest.skip("needs root (network namespaces / raw sockets)")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
