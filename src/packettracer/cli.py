@@ -26,6 +26,7 @@ PROG = "packettracer"
 # Modules are imported only when their subcommand runs, so `report` never loads Textual.
 COMMANDS: dict[str, str] = {
     "report": "packettracer.commands.report",
+    "agent": "packettracer.commands.agent",
 }
 
 
@@ -52,6 +53,15 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--offline", action="store_true", help="never contact services on the internet"
+    )
+    parser.add_argument(
+        "--geoip-db",
+        action="append",
+        metavar="PATH",
+        help="MaxMind/DB-IP/IPinfo .mmdb file for geolocation (repeatable)",
+    )
+    parser.add_argument(
+        "--online-geo", action="store_true", help="ask ip-api.com for city/ISP of public addresses"
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
 
@@ -91,6 +101,21 @@ def build_main_parser() -> argparse.ArgumentParser:
         "--size", metavar="WxH", default="120x40", help="--snapshot size (default 120x40)"
     )
     parser.add_argument("--theme", help="Textual theme (textual-dark, textual-light, ...)")
+    relay = parser.add_argument_group("relay (distributed capture over NATS)")
+    relay.add_argument("--relay", metavar="URL", help="collect from agents via nats://HOST:4222")
+    relay.add_argument(
+        "--relay-listen",
+        nargs="?",
+        const="127.0.0.1:4222",
+        metavar="ADDR:PORT",
+        help="start a local nats-server with JetStream for agents (default 127.0.0.1:4222)",
+    )
+    relay.add_argument("--relay-only", action="store_true", help="no local capture")
+    relay.add_argument("--relay-creds", metavar="FILE", help="NATS credentials file")
+    relay.add_argument("--relay-token", metavar="TOKEN", help="NATS token")
+    relay.add_argument("--relay-user", metavar="USER", help="NATS user")
+    relay.add_argument("--relay-password", metavar="PASSWORD", help="NATS password")
+    relay.add_argument("--relay-tls-ca", metavar="FILE", help="CA bundle for NATS over TLS")
     add_common_options(parser)
     return parser
 
@@ -114,8 +139,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings.resolve.enabled = False
     if getattr(args, "offline", False):
         settings.resolve.offline = True
+    if getattr(args, "geoip_db", None):
+        settings.geo.geoip_db = [*settings.geo.geoip_db, *args.geoip_db]
+    if getattr(args, "online_geo", False):
+        settings.geo.online = True
     if getattr(args, "theme", None):
         settings.ui.theme = args.theme
+    rs = settings.relay
+    for flag, attr in (
+        ("relay", "url"),
+        ("relay_listen", "listen"),
+        ("relay_creds", "creds"),
+        ("relay_token", "token"),
+        ("relay_user", "user"),
+        ("relay_password", "password"),
+        ("relay_tls_ca", "tls_ca"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            setattr(rs, attr, value)
+    if getattr(args, "relay_only", False):
+        rs.only = True
     return settings
 
 

@@ -41,6 +41,10 @@ class CaptureSettings:
     """Bound of the capture -> pipeline queue, in batches; overflow is counted as drops."""
     batch_size: int = 512
     """Frames handed over per batch."""
+    promiscuous: bool = False
+    """Also capture traffic not addressed to this host (live capture)."""
+    ring_size_mb: int = 32
+    """Size of the AF_PACKET receive ring; a larger ring absorbs longer bursts."""
 
 
 @dataclass
@@ -82,12 +86,124 @@ class ResolveSettings:
 
 
 @dataclass
+class GeoSettings:
+    """Geolocation ([geo]): offline data first, ip-api.com only when `online` and not offline."""
+
+    offline_data: str = "asn"
+    """Bundled geoip2fast data: asn (country + AS name, ~110 MB RAM), country (~30 MB), off."""
+    geoip_db: list[str] = field(default_factory=list)
+    """MaxMind / DB-IP / IPinfo .mmdb files (City, Country, ASN, ISP); --geoip-db adds more."""
+    search_default_dirs: bool = True
+    """Also use the .mmdb files in /usr/share/GeoIP, /var/lib/GeoIP and ~/.packettracer."""
+    online: bool = False
+    """Ask ip-api.com for city/ISP/AS of public addresses (--online-geo)."""
+    ip_api_url: str = "http://ip-api.com/batch"
+    batch_rate_limit: int = 15
+    """Batch requests per minute (ip-api's batch endpoint allows 15; resolve.geo_rate_limit caps)."""
+    timeout: float = 10.0
+
+
+@dataclass
+class OwnershipSettings:
+    """Network ownership ([ownership]): RDAP via the IANA bootstrap, WHOIS port 43 fallback."""
+
+    enabled: bool = True
+    """Look up owners of public addresses (still needs resolve.enabled and not offline)."""
+    bootstrap_dir: str = ""
+    """Directory with IANA bootstrap files ipv4.json/ipv6.json/asn.json; empty: the bundled copy."""
+    rdap_base: str = ""
+    """Send every RDAP query to this base URL instead of the registry's (tests, mirrors)."""
+    whois_servers: dict[str, str] = field(default_factory=dict)
+    """Registry -> "host" or "host:port" for WHOIS (arin, ripe, apnic, lacnic, afrinic)."""
+    refresh_days: float = 7.0
+    timeout: float = 10.0
+    concurrency: int = 2
+
+
+@dataclass
+class RelaySettings:
+    url: str = ""
+    """NATS server of the relay (nats://HOST:4222); empty: no relay."""
+    site: str = ""
+    """Agent: this capture site's name (letters, digits, - and _)."""
+    token: str | None = None
+    user: str | None = None
+    password: str | None = None
+    creds: str | None = None
+    """NATS credentials file (JWT + NKey)."""
+    nkey_seed: str | None = None
+    """File holding an NKey seed."""
+    tls_ca: str | None = None
+    """CA bundle to verify the server's TLS certificate."""
+    listen: str = ""
+    """Dashboard: start a local nats-server with JetStream on ADDR:PORT."""
+    only: bool = False
+    """Dashboard: show relayed flows only (no local capture)."""
+    heartbeat_interval: float = 1.0
+    late_after: float = 3.0
+    """Heartbeat intervals without news after which an agent is late."""
+    lost_after: float = 10.0
+    """Heartbeat intervals without news after which an agent is lost (and an alert raised)."""
+    spool_dir: str = str(HOME_DIR / "spool")
+    durable_name: str = "collector"
+    """Name of the collector's durable JetStream consumers (one per collector)."""
+
+
+@dataclass
+class SecuritySettings:
+    """Scan detection thresholds, reputation lists and alert outputs ([security])."""
+
+    enabled: bool = True
+    scan_window: float = 60.0
+    """Sliding window (seconds) over which distinct ports/hosts are counted."""
+    vertical_ports: int = 15
+    """Distinct ports on one host from one source that make a vertical scan."""
+    horizontal_hosts: int = 15
+    """Distinct hosts probed on one port that make a horizontal scan."""
+    block_hosts: int = 4
+    """Hosts that each got at least `block_ports` distinct ports: a block scan."""
+    block_ports: int = 5
+    min_ports: int = 5
+    """Fewer ports than `vertical_ports` still count when this many failed often enough."""
+    failed_ratio: float = 0.5
+    """Share of probes without a positive answer a port scan must have (browsing has ~0)."""
+    small_scan_failed_ratio: float = 0.6
+    """Failure share needed for the `min_ports` rule."""
+    sweep_hosts: int = 10
+    """Distinct hosts pinged (ICMP echo/timestamp) that make a sweep."""
+    arp_sweep_hosts: int = 24
+    """Distinct addresses ARP-requested that make an ARP sweep (routers ARP a lot)."""
+    max_sources: int = 4096
+    """Sources tracked by the scan detector (least recent dropped beyond)."""
+    blocklist_dir: str = str(HOME_DIR / "blocklists")
+    blocklist_urls: list[str] = field(default_factory=list)
+    """Lists `packettracer blocklists update` downloads into blocklist_dir."""
+    flag_bogons: bool = True
+    """Alert on flows with reserved/unroutable addresses (documentation, class E, ...)."""
+    dedup_window: float = 300.0
+    """The same kind and entities within this many seconds update one alert."""
+    rate_limit: int = 60
+    """New alerts of one kind per minute; more are counted, not raised."""
+    bell: bool = True
+    """Ring the terminal bell for high and critical alerts (dashboard)."""
+    jsonl_file: str | None = None
+    """Append every alert (and acknowledgement) as one JSON line to this file."""
+    webhook_url: str | None = None
+    """POST each new alert as JSON to this URL (retried)."""
+    webhook_retries: int = 3
+
+
+@dataclass
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     flows: FlowSettings = field(default_factory=FlowSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     resolve: ResolveSettings = field(default_factory=ResolveSettings)
+    geo: GeoSettings = field(default_factory=GeoSettings)
+    ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
     config_file: str | None = None
     """The file the settings were read from, if any."""
 

@@ -29,7 +29,9 @@ class Feature(Protocol):
 # "module:factory" entries; a factory takes (runtime, mode) and returns a Feature or None
 # (None: not wanted in this mode or with these settings). Order matters: later features may
 # look up earlier ones in runtime.features (e.g. alerts are fed by DPI and the scan detector).
-FEATURE_FACTORIES: list[str] = []
+FEATURE_FACTORIES: list[str] = [
+    "packettracer.services.relay_feature:make_feature",
+]
 
 MODES = ("dashboard", "report", "agent")
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from packettracer.capture.source import PacketSource
 from packettracer.config import Settings
+from packettracer.model.flows import Flow
 from packettracer.services.capture import CaptureService
 from packettracer.services.pipeline import Pipeline
 
@@ -42,7 +44,9 @@ class Runtime:
                 source, self.pipeline, max_batches=settings.capture.queue_batches
             )
         self.services: list[Service] = []
-        self.started_at = time.time()
+        self.clock: Callable[[], float] = time.time
+        """Wall-clock "now" for displays (elapsed time, ages); fixed in deterministic snapshots."""
+        self.started_at = self.clock()
         self.errors: list[str] = []
         """Service failures, shown in the status bar."""
         self.status_warnings: dict[str, str] = {}
@@ -51,9 +55,18 @@ class Runtime:
         self._last_tick = time.monotonic()
         # Feature services attach themselves here by name (store, resolver, dpi, alerts, ...).
         self.features: dict[str, Any] = {}
+        # Flows that do not come from the local pipeline (relayed from remote agents).
+        self.flow_providers: list[Callable[[], Iterable[Flow]]] = []
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
+
+    def all_flows(self) -> Iterator[Flow]:
+        """Every active flow: the local pipeline's, then each provider's (remote sites)."""
+        if not (self.settings.relay.only and self.flow_providers):
+            yield from self.pipeline.flows
+        for provider in self.flow_providers:
+            yield from provider()
 
     def feature(self, name: str) -> Any:
         return self.features.get(name)
@@ -62,12 +75,14 @@ class Runtime:
     def source_description(self) -> str:
         return self.capture.source.description if self.capture else "-"
 
-    def tick(self) -> None:
-        """Refresh rates; called by whoever displays them (the dashboard timer, the agent)."""
+    def tick(self, force: bool = False) -> None:
+        """Refresh rates; called by whoever displays them (the dashboard timer, the agent).
+        At most every half second, unless `force` (a snapshot settling its final figures)."""
         now = time.monotonic()
         interval = now - self._last_tick
-        if interval < 0.5:
+        if interval < 0.5 and not force:
             return
+        interval = max(interval, 1e-3)
         self._last_tick = now
         self.pipeline.stats.tick(interval)
         self.pipeline.flows.tick(interval)
