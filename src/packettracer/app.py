@@ -1,0 +1,234 @@
+"""The Textual app: wires the Runtime to the panels and nothing else.
+
+One timer (`settings.ui.refresh_interval`) ticks the Runtime, updates the status bar and asks the
+visible panel to refresh itself; panels are created the first time their key is pressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import ContentSwitcher, Footer
+
+from packettracer.screens.base import Panel
+from packettracer.screens.registry import PANEL_NAMES, load_panel
+from packettracer.services.runtime import Runtime
+from packettracer.widgets.status_bar import Status, StatusBar
+
+log = logging.getLogger(__name__)
+
+PANEL_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
+
+
+@dataclass
+class SnapshotPlan:
+    """`--snapshot`: what to capture and where to write it."""
+
+    path: str
+    duration: float = 5.0
+    """Seconds of live capture; a file is replayed to its end instead."""
+
+
+class PacketTracerApp(App[int]):
+    TITLE = "PacketTracer"
+
+    CSS = """
+    Screen {
+        layout: vertical;
+    }
+    ContentSwitcher {
+        height: 1fr;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(k, f"show_panel('{k}')", PANEL_NAMES[k].title(), show=False) for k in PANEL_KEYS),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        panel: str = "1",
+        snapshot: SnapshotPlan | None = None,
+        fixed_clock: bool = False,
+    ) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.initial_panel = panel
+        self.snapshot = snapshot
+        self.fixed_clock = fixed_clock
+        """Deterministic output: no rate ticks while capturing (rates settle at the end)."""
+        self.panels: dict[str, Panel] = {}
+        self.current_key: str | None = None
+        self.snapshot_written: str | None = None
+        self._started = False
+        self.theme = self.settings.ui.theme
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar()
+        yield ContentSwitcher()
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.show_panel(self.initial_panel)
+        if self.current_key is None:
+            await self.show_panel("1")
+        self.runtime.start()
+        self._started = True
+        self.set_interval(self.settings.ui.refresh_interval, self.refresh_now)
+        self.refresh_now()
+
+    async def on_unmount(self) -> None:
+        await self.stop_runtime()
+
+    async def stop_runtime(self) -> None:
+        if self._started:
+            self._started = False
+            await self.runtime.stop()
+
+    # -- panels -----------------------------------------------------------------------------
+
+    @property
+    def current_panel(self) -> Panel | None:
+        return self.panels.get(self.current_key) if self.current_key else None
+
+    async def show_panel(self, key: str) -> bool:
+        """Show the panel of `key`, creating it the first time; False if there is none."""
+        panel = self.panels.get(key)
+        if panel is None:
+            try:
+                panel_cls = load_panel(key)
+            except Exception as exc:  # another panel's bug must not take the dashboard down
+                log.exception("loading panel %s failed", key)
+                self._note_error(f"panel {PANEL_NAMES.get(key, key)}: {exc}")
+                return False
+            if panel_cls is None:
+                return False
+            panel = panel_cls(self.runtime)
+            self.panels[key] = panel
+            await self.query_one(ContentSwitcher).mount(panel)
+        self.query_one(ContentSwitcher).current = panel.id
+        self.current_key = key
+        self.sub_title = panel.PANEL_TITLE
+        self._refresh_panel(panel)
+        focus = getattr(panel, "focus_main", None)
+        if callable(focus):
+            focus()
+        else:
+            panel.focus()
+        return True
+
+    async def action_show_panel(self, key: str) -> None:
+        await self.show_panel(key)
+
+    def _refresh_panel(self, panel: Panel) -> None:
+        try:
+            panel.refresh_view()
+        except Exception as exc:
+            log.exception("panel %s failed to refresh", panel.PANEL_ID)
+            self._note_error(f"panel {panel.PANEL_ID}: {exc}")
+
+    def _note_error(self, message: str) -> None:
+        if message not in self.runtime.errors:
+            self.runtime.errors.append(message)
+
+    # -- the timer --------------------------------------------------------------------------
+
+    def refresh_now(self, force_tick: bool = False) -> None:
+        """Tick the runtime, update the status bar and the visible panel."""
+        if force_tick:
+            self.runtime.tick(force=True)
+        elif not self.fixed_clock:
+            self.runtime.tick()
+        self.query_one(StatusBar).show(self.status())
+        panel = self.current_panel
+        if panel is not None:
+            self._refresh_panel(panel)
+
+    def status(self) -> Status:
+        runtime = self.runtime
+        stats = runtime.pipeline.stats
+        capture = runtime.capture
+        warnings = [f"{k}: {v}" for k, v in runtime.status_warnings.items()]
+        warnings.extend(runtime.errors[-3:])
+        if capture is not None and capture.source.error:
+            warnings.append(capture.source.error)
+        alerts = runtime.features.get("alerts")
+        unacknowledged: int | None = None
+        count = getattr(alerts, "unacknowledged_count", None)
+        if callable(count):
+            try:
+                unacknowledged = int(count())
+            except Exception:
+                unacknowledged = None
+        return Status(
+            source=runtime.source_description,
+            bpf_filter=runtime.settings.capture.bpf_filter,
+            pps=stats.pps,
+            bps=stats.bps,
+            packets=stats.packets,
+            kernel_drops=capture.source.kernel_dropped if capture else 0,
+            queue_drops=capture.queue.dropped if capture else 0,
+            flows=len(runtime.pipeline.flows),
+            paused=bool(capture and capture.paused),
+            finished=bool(capture and capture.finished),
+            elapsed=runtime.clock() - runtime.started_at,
+            alerts=unacknowledged,
+            warnings=warnings,
+        )
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        capture = self.runtime.capture
+        if capture is not None:
+            capture.paused = not capture.paused
+            self.refresh_now()
+
+    async def action_quit(self) -> None:
+        await self.stop_runtime()
+        self.exit(0)
+
+    # -- snapshot ---------------------------------------------------------------------------
+
+    async def settle(self, live_seconds: float | None = None) -> None:
+        """Wait until a file has been replayed (or `live_seconds` of live capture), then
+        settle the rates and refresh once more."""
+        capture = self.runtime.capture
+        if capture is not None:
+            # A finite source (a file) is replayed to its end; a live one for `timeout`.
+            is_file = hasattr(capture.source, "path")
+            try:
+                if is_file:
+                    await capture.done.wait()
+                else:
+                    await asyncio.wait_for(capture.done.wait(), timeout=live_seconds)
+            except TimeoutError:
+                pass
+        # Two forced ticks after the last packet: rates over a quiet interval, so the
+        # figures no longer depend on when the timer happened to fire during a replay.
+        if self.fixed_clock:
+            self.runtime.tick(force=True)
+        self.refresh_now(force_tick=True)
+        panel = self.current_panel
+        invalidate = getattr(panel, "invalidate", None)
+        if callable(invalidate):
+            invalidate()
+
+    def write_snapshot(self) -> str:
+        assert self.snapshot is not None
+        svg = self.export_screenshot()
+        with open(self.snapshot.path, "w", encoding="utf-8") as out:
+            out.write(svg)
+        self.snapshot_written = self.snapshot.path
+        return self.snapshot.path
