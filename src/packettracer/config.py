@@ -213,7 +213,13 @@ class Settings:
         settings = cls()
         explicit = path is not None
         file = Path(path) if path is not None else DEFAULT_CONFIG
-        if not file.exists():
+        try:
+            exists = file.exists()
+        except OSError:
+            # An unreadable home (a user switched with HOME still /root) holds no config for us;
+            # an explicit file is read below and reported as unreadable.
+            exists = explicit
+        if not exists:
             if explicit:
                 raise ConfigError(f"config file {file}: no such file")
             return settings
