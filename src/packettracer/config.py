@@ -194,6 +194,31 @@ class SecuritySettings:
 
 
 @dataclass
+class TraceSettings:
+    proto: str = "icmp"
+    """Probe type: icmp, udp or tcp."""
+    port: int = 0
+    """Destination port for udp/tcp probes; 0: 33434 for udp, 80 for tcp."""
+    max_ttl: int = 30
+    timeout: float = 1.0
+    """Seconds to wait for answers after the last probe of a round."""
+    probes: int = 3
+    """Probes per hop and round."""
+    rounds: int = 3
+    """Rounds of `packettracer trace` (the dashboard traces until stopped)."""
+    interval: float = 10.0
+    """Dashboard: seconds between rounds for each target."""
+    targets: list[str] = field(default_factory=list)
+    """Targets the dashboard traces from the start (`-t TARGET` adds to them)."""
+    history: int = 50
+    """Paths and route changes kept in memory per target."""
+    rtt_shift_ms: float = 20.0
+    """An RTT shift is recorded when the RTT leaves the baseline by more than this many ms..."""
+    rtt_shift_ratio: float = 0.5
+    """...and by more than this fraction of the baseline."""
+
+
+@dataclass
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     flows: FlowSettings = field(default_factory=FlowSettings)
@@ -204,6 +229,7 @@ class Settings:
     ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
+    trace: TraceSettings = field(default_factory=TraceSettings)
     config_file: str | None = None
     """The file the settings were read from, if any."""
 
