@@ -75,6 +75,8 @@ class PacketSource(Protocol):
     """True once a finite source (a file) has delivered everything."""
     error: str | None
     """Why the source stopped, when it stopped on its own."""
+    live: bool
+    """True for interfaces (time is the wall clock), False for files (time is packet time)."""
 
     def start(self, queue: BatchQueue) -> None: ...
 
@@ -89,6 +91,7 @@ class FileSource:
     ) -> None:
         self.path = path
         self.description = path.rsplit("/", 1)[-1]
+        self.live = False
         self.realtime = realtime
         self.loop = loop
         self.batch_size = batch_size

@@ -85,7 +85,11 @@ class Runtime:
         interval = max(interval, 1e-3)
         self._last_tick = now
         self.pipeline.stats.tick(interval)
-        self.pipeline.flows.tick(interval)
+        flows = self.pipeline.flows
+        if self.capture is not None and getattr(self.capture.source, "live", True):
+            # Live traffic may stop: expire idle flows by the clock, not only on new packets.
+            flows.expire(max(flows.now, time.time()))
+        flows.tick(interval)
         self.pipeline.tick()
 
     async def _guard(self, service: Service) -> None:
