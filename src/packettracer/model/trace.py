@@ -496,7 +496,15 @@ class TargetState:
         return path, change, shift
 
     def hop_list(self) -> list[HopStats]:
-        return [self.hops[t] for t in sorted(self.hops)]
+        """Hops in TTL order, up to the destination or the router that said unreachable (probes
+        beyond them, sent in rounds where that answer was lost, say nothing)."""
+        hops: list[HopStats] = []
+        for ttl in sorted(self.hops):
+            hop = self.hops[ttl]
+            hops.append(hop)
+            if hop.destination or hop.unreachable:
+                break
+        return hops
 
     @property
     def reached(self) -> bool:
