@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The suite never touches the user's ~/.packettracer: the database (and anything else kept there)
+# of every packettracer the tests run, in-process or as a subprocess, goes to a throwaway folder.
+if "PACKETTRACER_HOME" not in os.environ:
+    os.environ["PACKETTRACER_HOME"] = tempfile.mkdtemp(prefix="packettracer-test-home-")
+    atexit.register(shutil.rmtree, os.environ["PACKETTRACER_HOME"], True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

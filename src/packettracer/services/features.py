@@ -30,6 +30,7 @@ class Feature(Protocol):
 # (None: not wanted in this mode or with these settings). Order matters: later features may
 # look up earlier ones in runtime.features (e.g. alerts are fed by DPI and the scan detector).
 FEATURE_FACTORIES: list[str] = [
+    "packettracer.services.store_feature:create_store_feature",
     "packettracer.services.relay_feature:make_feature",
 ]
 

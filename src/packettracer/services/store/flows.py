@@ -1,0 +1,148 @@
+"""Ended flows: the report's columns, plus every later fact (app, names, geo, ...) in `ext`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from packettracer.services.store.base import Repository, Row, to_json
+
+COLUMNS = (
+    "first_seen",
+    "last_seen",
+    "proto",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "packets_fwd",
+    "packets_rev",
+    "bytes_fwd",
+    "bytes_rev",
+    "duration",
+    "tcp_state",
+    "end_reason",
+    "site",
+)
+_COLUMN_SET = frozenset(COLUMNS)
+_INSERT = (
+    f"INSERT INTO flows ({', '.join(COLUMNS)}, ext, stored_at) "
+    f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})"
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)}, ext FROM flows"
+
+
+def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
+    """A Flow.to_dict() as the row's values; keys beyond the columns go into `ext`."""
+    get = flow.get
+    values = [get(c) for c in COLUMNS]
+    extra = flow.keys() - _COLUMN_SET
+    values.append(to_json({k: flow[k] for k in extra}) if extra else None)
+    values.append(stored_at)
+    return tuple(values)
+
+
+def _row_to_flow(row: tuple[Any, ...]) -> Row:
+    out: Row = {}
+    for name, value in zip(COLUMNS, row, strict=False):
+        if value is not None or name in ("sport", "dport", "tcp_state"):
+            out[name] = value
+    ext = row[len(COLUMNS)]
+    if ext:
+        try:
+            out.update(json.loads(ext))
+        except ValueError:
+            out["ext"] = ext
+    return out
+
+
+class FlowRepository(Repository):
+    table = "flows"
+    # Retention counts from when a flow was stored, not from its packet time: a capture from
+    # years ago analyzed with `report --db` is kept retention_days like live traffic.
+    time_column = "stored_at"
+
+    def insert_many(self, conn: sqlite3.Connection, flows: Iterable[Row]) -> int:
+        now = time.time()
+        rows = [flow_values(f, now) for f in flows]
+        conn.executemany(_INSERT, rows)
+        return len(rows)
+
+    def query(
+        self,
+        conn: sqlite3.Connection,
+        since: float | None = None,
+        until: float | None = None,
+        host: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Flows that were active after `since` (and started before `until`), oldest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("last_seen >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("first_seen <= ?")
+            params.append(until)
+        if host is not None:
+            where.append("(src = ? OR dst = ?)")
+            params += [host, host]
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        if limit is None:
+            sql += " ORDER BY first_seen, id"
+        else:
+            # The newest `limit` flows, still returned oldest first.
+            sql = (
+                f"SELECT * FROM ({sql} ORDER BY first_seen DESC, id DESC LIMIT ?) "
+                "ORDER BY first_seen"
+            )
+            params.append(limit)
+        return [_row_to_flow(r) for r in conn.execute(sql, params)]
+
+    def top_destinations(
+        self, conn: sqlite3.Connection, since: float, limit: int = 50
+    ) -> list[Row]:
+        """Destinations by bytes over the flows seen since `since`."""
+        cur = conn.execute(
+            "SELECT dst, count(*), sum(packets_fwd + packets_rev), sum(bytes_fwd + bytes_rev), "
+            "min(first_seen), max(last_seen) FROM flows WHERE last_seen >= ? "
+            "GROUP BY dst ORDER BY 4 DESC LIMIT ?",
+            (since, limit),
+        )
+        return [
+            {
+                "dst": dst,
+                "flows": flows,
+                "packets": packets or 0,
+                "bytes": nbytes or 0,
+                "first_seen": first,
+                "last_seen": last,
+            }
+            for dst, flows, packets, nbytes, first, last in cur
+        ]
+
+    def summary(self, conn: sqlite3.Connection, since: float) -> Row:
+        row = conn.execute(
+            "SELECT count(*), sum(packets_fwd + packets_rev), sum(bytes_fwd + bytes_rev), "
+            "count(DISTINCT src), count(DISTINCT dst), min(first_seen), max(last_seen) "
+            "FROM flows WHERE last_seen >= ?",
+            (since,),
+        ).fetchone()
+        return {
+            "flows": row[0],
+            "packets": row[1] or 0,
+            "bytes": row[2] or 0,
+            "sources": row[3],
+            "destinations": row[4],
+            "first_seen": row[5],
+            "last_seen": row[6],
+        }
+
+    def oldest(self, conn: sqlite3.Connection) -> float | None:
+        """Earliest stored activity; uses the index, so it is instant on any size."""
+        row = conn.execute("SELECT min(first_seen) FROM flows").fetchone()
+        return row[0] if row else None
