@@ -14,6 +14,7 @@ from packettracer.config import Settings
 from packettracer.errors import UsageError
 from packettracer.services.features import install_features
 from packettracer.services.relay.agent import AgentPublisher
+from packettracer.services.relay.connection import RelayAuthError, RelayError, connect
 from packettracer.services.runtime import Runtime
 
 HELP = "Capture on this host and stream flows, statistics and alerts to a collector over NATS."
@@ -82,7 +83,20 @@ def _open_source(settings: Settings) -> PacketSource:
     return open_live_source(settings)
 
 
+async def _preflight(settings: Settings) -> None:
+    """Refused credentials end the agent with one line now; an unreachable server does not (the
+    agent spools until it comes)."""
+    try:
+        nc = await connect(settings.relay, reconnect=False)
+    except RelayAuthError:
+        raise
+    except RelayError:
+        return
+    await nc.close()
+
+
 async def _run(settings: Settings) -> int:
+    await _preflight(settings)
     source = _open_source(settings)
     userspace = settings.capture.bpf_filter if settings.capture.read_file else None
     runtime = Runtime(settings, source, userspace_filter=userspace)
