@@ -156,8 +156,8 @@ class CollectorHandle:
         return [f for f in self.ended if f.site == site]
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():
             return

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from packettracer.config import Settings
 from packettracer.services.relay import messages as m
 from packettracer.services.relay.collector import Collector
 from packettracer.services.runtime import Runtime
-from packettracer.config import Settings
 
 FLOW = {
     "proto": "udp",
