@@ -26,6 +26,7 @@ PROG = "packettracer"
 # Modules are imported only when their subcommand runs, so `report` never loads Textual.
 COMMANDS: dict[str, str] = {
     "report": "packettracer.commands.report",
+    "history": "packettracer.commands.history",
     "trace": "packettracer.commands.trace",
     "agent": "packettracer.commands.agent",
 }

@@ -45,10 +45,33 @@ def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
     return tuple(values)
 
 
+# Flow.to_dict()'s key order, so stored flows print like the report's.
+_OUTPUT_ORDER = (
+    "proto",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "packets_fwd",
+    "packets_rev",
+    "bytes_fwd",
+    "bytes_rev",
+    "first_seen",
+    "last_seen",
+    "duration",
+    "tcp_state",
+    "site",
+    "end_reason",
+)
+_POSITION = {name: i for i, name in enumerate(COLUMNS)}
+_ALWAYS = frozenset({"sport", "dport", "tcp_state"})
+
+
 def _row_to_flow(row: tuple[Any, ...]) -> Row:
     out: Row = {}
-    for name, value in zip(COLUMNS, row, strict=False):
-        if value is not None or name in ("sport", "dport", "tcp_state"):
+    for name in _OUTPUT_ORDER:
+        value = row[_POSITION[name]]
+        if value is not None or name in _ALWAYS:
             out[name] = value
     ext = row[len(COLUMNS)]
     if ext:
