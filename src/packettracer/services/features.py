@@ -32,6 +32,7 @@ class Feature(Protocol):
 FEATURE_FACTORIES: list[str] = [
     "packettracer.services.store_feature:create_store_feature",
     "packettracer.services.relay_feature:make_feature",
+    "packettracer.services.trace_feature:make_feature",
 ]
 
 MODES = ("dashboard", "report", "agent")

@@ -219,7 +219,7 @@ class TraceSession:
         self._tracers[key] = tracer
         if self.history is not None:
             try:
-                rows = self.history(address)
+                rows = await asyncio.to_thread(self.history, address)
                 state.seed(path_from_row(r) for r in reversed(rows) if r.get("hops"))
             except Exception:
                 log.warning("reading the route history of %s failed", target, exc_info=True)
@@ -267,8 +267,8 @@ class TraceSession:
             except Exception:
                 log.warning("storing the trace to %s failed", path.target, exc_info=True)
         for event, kind, severity in (
-            (change, "route_change", "medium"),
-            (shift, "rtt_shift", "low"),
+            (change, "route.change", "medium"),
+            (shift, "route.rtt_shift", "low"),
         ):
             if event is None:
                 continue
