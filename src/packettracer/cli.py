@@ -103,6 +103,13 @@ def build_main_parser() -> argparse.ArgumentParser:
         "--size", metavar="WxH", default="120x40", help="--snapshot size (default 120x40)"
     )
     parser.add_argument("--theme", help="Textual theme (textual-dark, textual-light, ...)")
+    parser.add_argument(
+        "-t",
+        "--trace",
+        action="append",
+        metavar="TARGET",
+        help="trace the route to TARGET from the start (repeatable; panel 2)",
+    )
     relay = parser.add_argument_group("relay (distributed capture over NATS)")
     relay.add_argument("--relay", metavar="URL", help="collect from agents via nats://HOST:4222")
     relay.add_argument(
@@ -147,6 +154,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings.geo.online = True
     if getattr(args, "theme", None):
         settings.ui.theme = args.theme
+    for target in getattr(args, "trace", None) or []:
+        if target not in settings.trace.targets:
+            settings.trace.targets.append(target)
     rs = settings.relay
     for flag, attr in (
         ("relay", "url"),
