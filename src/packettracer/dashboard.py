@@ -69,9 +69,14 @@ def fixed_clock() -> float | None:
         raise UsageError(f"{FIXED_CLOCK_ENV}={value!r}: expected epoch seconds") from None
 
 
-def open_source(settings: Settings) -> tuple[PacketSource, str | None]:
-    """The packet source and the filter to apply in user space (files), or raise one line."""
+def open_source(settings: Settings) -> tuple[PacketSource | None, str | None]:
+    """The packet source and the filter to apply in user space (files), or raise one line.
+    No source at all with `--relay-only`: every flow then comes from remote agents."""
     cap = settings.capture
+    if settings.relay.only and not cap.read_file:
+        if not (settings.relay.url or settings.relay.listen):
+            raise UsageError("--relay-only needs --relay URL or --relay-listen")
+        return None, None
     if cap.read_file:
         from packettracer.capture.source import FileSource
 

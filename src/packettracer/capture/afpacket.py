@@ -84,6 +84,8 @@ def permission_error(interface: str) -> CaptureError:
 class AfPacketSource:
     """Live frames from one interface (or `any`) through a TPACKET_V3 ring."""
 
+    live = True
+
     def __init__(
         self,
         interface: str,

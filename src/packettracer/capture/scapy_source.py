@@ -83,6 +83,8 @@ def _raw_listen_socket_class() -> type[Any]:
 class ScapySource:
     """Live frames through scapy's sniffer (`--capture-backend scapy`)."""
 
+    live = True
+
     def __init__(
         self,
         interface: str,
@@ -177,6 +179,10 @@ class ScapySource:
             self.sock.close()
         except OSError:
             pass
+        # A live source is finished once stopped: the capture pump drains the rest and ends.
+        self.finished = True
+        if self._queue is not None and self._queue.notify is not None:
+            self._queue.notify()
 
     def _on_frame(self, item: RawFrame) -> None:
         """Called by the sniffer thread for each frame: append, hand over when full or old."""

@@ -162,6 +162,8 @@ class FlowView:
         self.grouped = False
         self.selected: set[int] = set()
         """Ids of the selected flows."""
+        self.site: str | None = None
+        """Only flows relayed from this capture site ("local" for this host's own capture)."""
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -184,9 +186,17 @@ class FlowView:
         self.grouped = not self.grouped
         return self.grouped
 
+    def set_site(self, site: str | None) -> None:
+        self.site = site or None
+
     @property
     def filtering(self) -> bool:
-        return self.ip_filter is not None or self.port_filter is not None or self.proto != "all"
+        return (
+            self.ip_filter is not None
+            or self.port_filter is not None
+            or self.proto != "all"
+            or self.site is not None
+        )
 
     def describe(self) -> str:
         parts = [f"sort: {self.sort}", f"proto: {self.proto}"]
@@ -194,6 +204,8 @@ class FlowView:
             parts.append(f"ip: {self.ip_filter.text}")
         if self.port_filter is not None:
             parts.append(f"port: {self.port_filter.text}")
+        if self.site is not None:
+            parts.append(f"site: {self.site}")
         if self.grouped:
             parts.append("view: destinations")
         return "  ".join(parts)
@@ -230,6 +242,8 @@ class FlowView:
             elif flow.proto not in wanted:
                 return False
         if self.port_filter is not None and not self.port_filter.matches(flow):
+            return False
+        if self.site is not None and (flow.site or "local") != self.site:
             return False
         return self.ip_filter is None or self.ip_filter.matches(flow)
 
