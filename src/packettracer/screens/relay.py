@@ -178,6 +178,11 @@ class RelayPanel(Panel):
         panels = list(self.app.query(TrafficPanel))
         return panels[0] if panels else None
 
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # The table consumes Enter itself and reports it as a selected row.
+        event.stop()
+        await self.action_show_site()
+
     async def action_show_site(self) -> None:
         site = self._cursor_site()
         if site is None:
