@@ -169,6 +169,8 @@ def list_interfaces() -> list[Interface]:
 
 
 def _with_prefix(address: str, netmask: str | None) -> str:
+    # The zone of a link-local address is the interface the row already names.
+    address = address.split("%", 1)[0]
     if not netmask:
         return address
     import ipaddress

@@ -1,0 +1,293 @@
+"""Live capture as root: real UDP and TCP traffic on `lo` and between two network namespaces,
+captured by each backend through the real CaptureService and Pipeline.
+
+UDP counts are exact by construction (every datagram waits for its echo); TCP counts are compared
+with tcpdump capturing the same traffic at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import is_root, packettracer_cmd
+from system import live_peer
+from system.live_capture_run import LiveCapture, live_settings
+from system.live_netns import Tcpdump, namespace, ns_pair, python_env
+
+HERE = Path(__file__).resolve().parent
+COUNT = 5
+BACKENDS = ["afpacket", "scapy"]
+
+needs_root = pytest.mark.skipif(not is_root(), reason="live capture needs root (raw sockets)")
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def need_tool(name: str) -> None:
+    if shutil.which(name) is None:
+        pytest.skip(f"{name} is not installed (scripts/install-system-deps.sh test)")
+
+
+def one_flow(flows: list[dict[str, Any]], proto: str, port: int) -> dict[str, Any]:
+    found = [f for f in flows if f["proto"] == proto and port in (f["sport"], f["dport"])]
+    assert len(found) == 1, f"expected one {proto} flow on port {port}, got {found}"
+    return found[0]
+
+
+def assert_udp_exact(flow: dict[str, Any], src: str, dst: str, dport: int) -> None:
+    assert (flow["src"], flow["dst"], flow["dport"]) == (src, dst, dport)
+    assert flow["packets_fwd"] == COUNT, flow
+    assert flow["packets_rev"] == COUNT, flow
+
+
+def assert_tcp_like_reference(flow: dict[str, Any], ref: dict[str, Any], src: str) -> None:
+    assert flow["src"] == src and ref["src"] == src
+    assert (flow["packets_fwd"], flow["packets_rev"]) == (ref["packets_fwd"], ref["packets_rev"])
+    assert (flow["bytes_fwd"], flow["bytes_rev"]) == (ref["bytes_fwd"], ref["bytes_rev"])
+    # handshake + COUNT request/echo pairs + close: at least this many, whatever the ACK timing
+    assert flow["packets_fwd"] + flow["packets_rev"] >= 2 * COUNT + 5
+    assert flow["tcp_state"] == "closed"
+
+
+# -- loopback ------------------------------------------------------------------------------------
+
+
+def start_servers(udp_port: int, tcp_port: int) -> threading.Thread:
+    thread = threading.Thread(
+        target=live_peer.serve, args=("127.0.0.1", udp_port, tcp_port, COUNT), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_loopback_udp_and_tcp_counted_once(backend: str, tmp_path: Path) -> None:
+    need_tool("tcpdump")
+    udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    ports = f"port {udp_port} or port {tcp_port}"
+    dump = Tcpdump("lo", ports, tmp_path / "lo.pcap")
+    capture = LiveCapture(live_settings("lo", backend))
+    await capture.start()
+    server = start_servers(udp_port, tcp_port)
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
+    server.join(5)
+    await capture.stop()
+    reference = dump.stop()
+    result = capture.result()
+    assert result["dropped"] == 0
+    udp = one_flow(result["flows"], "udp", udp_port)
+    assert_udp_exact(udp, "127.0.0.1", "127.0.0.1", udp_port)
+    tcp = one_flow(result["flows"], "tcp", tcp_port)
+    assert_tcp_like_reference(tcp, one_flow(reference, "tcp", tcp_port), "127.0.0.1")
+    assert tcp["dport"] == tcp_port
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_loopback_kernel_filter_keeps_only_matching(backend: str) -> None:
+    udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    other_udp = free_port(socket.SOCK_DGRAM)
+    capture = LiveCapture(live_settings("lo", backend, f"udp port {udp_port}"))
+    await capture.start()
+    server = start_servers(udp_port, tcp_port)
+    other = threading.Thread(
+        target=live_peer.udp_echo, args=("127.0.0.1", other_udp, COUNT), daemon=True
+    )
+    other.start()
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
+    await asyncio.to_thread(live_peer.udp_send, "127.0.0.1", other_udp, COUNT)
+    server.join(5)
+    other.join(5)
+    await capture.stop()
+    result = capture.result()
+    assert len(result["flows"]) == 1, result["flows"]
+    assert_udp_exact(result["flows"][0], "127.0.0.1", "127.0.0.1", udp_port)
+    # The kernel dropped the rest before it reached us: nothing else was received at all.
+    assert result["received"] == 2 * COUNT
+    assert result["packets"] == 2 * COUNT
+
+
+# -- two namespaces --------------------------------------------------------------------------
+
+
+def ns_capture(ns: str, iface: str, backend: str, bpf: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, str(HERE / "live_capture_run.py")]
+        + [iface, backend, bpf],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"capture did not start: {line!r} {err}")
+    return proc
+
+
+def ns_exchange(pair: Any, udp_port: int, tcp_port: int) -> None:
+    """Servers in namespace b, the client in namespace a."""
+    peer = str(HERE / "live_peer.py")
+    args = [pair.ip_b, str(udp_port), str(tcp_port), str(COUNT)]
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", pair.b, sys.executable, peer, "serve", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline().strip() == "ready"
+    subprocess.run(
+        ["ip", "netns", "exec", pair.a, sys.executable, peer, "send", *args],
+        check=True,
+        timeout=30,
+    )
+    server.wait(timeout=10)
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate("stop\n", timeout=20)
+    assert proc.returncode == 0, err
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_namespace_pair_udp_and_tcp(backend: str, tmp_path: Path) -> None:
+    need_tool("tcpdump")
+    udp_port, tcp_port = 40053, 40080
+    with ns_pair() as pair:
+        capture = ns_capture(pair.b, pair.veth_b, backend, "")
+        dump = Tcpdump(pair.veth_b, f"tcp port {tcp_port}", tmp_path / "ns.pcap", netns=pair.b)
+        ns_exchange(pair, udp_port, tcp_port)
+        reference = dump.stop()
+        result = finish(capture)
+    assert result["dropped"] == 0
+    udp = one_flow(result["flows"], "udp", udp_port)
+    assert_udp_exact(udp, pair.ip_a, pair.ip_b, udp_port)
+    tcp = one_flow(result["flows"], "tcp", tcp_port)
+    assert_tcp_like_reference(tcp, one_flow(reference, "tcp", tcp_port), pair.ip_a)
+    # a asked for b's MAC before the first datagram: ARP is on the link too
+    assert any(f.get("proto_name") == "arp" for f in result["flows"]), result["flows"]
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_namespace_pair_with_filter(backend: str) -> None:
+    udp_port, tcp_port = 40153, 40180
+    with ns_pair() as pair:
+        capture = ns_capture(pair.b, pair.veth_b, backend, f"tcp port {tcp_port}")
+        ns_exchange(pair, udp_port, tcp_port)
+        result = finish(capture)
+    assert [f["proto"] for f in result["flows"]] == ["tcp"], result["flows"]
+    assert result["flows"][0]["src"] == pair.ip_a
+    assert result["packets"] == result["received"] >= 2 * COUNT + 5
+
+
+# -- errors, one line each ---------------------------------------------------------------------
+
+
+def cli(*args: str, prefix: tuple[str, ...] = (), **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, *packettracer_cmd(), *args], capture_output=True, text=True, timeout=60, **kw
+    )
+
+
+def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *words: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unknown_interface(backend: str) -> None:
+    proc = cli("-i", "nosuch0", "--capture-backend", backend)
+    assert_one_line(proc, 2, "unknown interface 'nosuch0'", "known:", "lo")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_filter_has_libpcap_message(backend: str) -> None:
+    proc = cli("-i", "lo", "-f", "tcp port banana", "--capture-backend", backend)
+    # libpcap's own words for an unknown service name
+    assert_one_line(proc, 2, "invalid BPF filter", "unknown port 'banana'")
+    proc = cli("-i", "lo", "-f", "tcp and and udp")
+    assert_one_line(proc, 2, "invalid BPF filter", "syntax error")
+
+
+@needs_root
+def test_interface_down() -> None:
+    with namespace() as ns:
+        subprocess.run(
+            ["ip", "-n", ns, "link", "add", "ptdown0", "type", "veth", "peer", "name", "ptdown1"],
+            check=True,
+        )
+        proc = cli("-i", "ptdown0", prefix=("ip", "netns", "exec", ns))
+    assert_one_line(proc, 1, "interface ptdown0 is down", "ip link set ptdown0 up")
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_not_root_says_how_to_fix(backend: str) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
+    proc = cli(
+        "-i",
+        "lo",
+        "--capture-backend",
+        backend,
+        prefix=("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"),
+        env=env,
+        cwd="/",
+    )
+    assert_one_line(proc, 1, "no permission to capture on lo", "sudo", "setcap cap_net_raw", "-r")
+
+
+def test_list_marks_the_default() -> None:
+    proc = cli("--list")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert rows[0][:2] == ["#", "INTERFACE"]
+    table = [r[1:] if r[0] == "*" else r for r in rows[1:] if r and r[0].lstrip("*").isdigit()]
+    table += [r[1:] for r in rows[1:] if len(r) > 1 and r[0] == "*" and r[1].isdigit()]
+    listed = {r[1] for r in table}
+    # every interface `ip` knows is listed
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
+    assert listed == {link["ifname"] for link in links}
+    marked = [r for r in rows if len(r) > 2 and r[0] == "*" and r[1].isdigit()]
+    routes = json.loads(
+        subprocess.run(
+            ["ip", "-j", "route", "show", "default"], capture_output=True, text=True
+        ).stdout
+        or "[]"
+    )
+    if routes:
+        # the interface of the default route, as `ip route` says, is the one marked
+        assert len(marked) == 1 and marked[0][2] == routes[0]["dev"], proc.stdout
+        assert f"default interface (used when -i is not given): {routes[0]['dev']}" in proc.stdout
+    elif not marked:
+        assert "no default interface" in proc.stdout
