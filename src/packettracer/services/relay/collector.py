@@ -143,7 +143,9 @@ class Collector:
         self.oversized = 0
         self.duplicates = 0
         self.ended_total = 0
+        self.updates_applied = 0
         self.latencies: deque[float] = deque(maxlen=100_000)
+        """Capture-to-state latency of the most recent flow updates (seconds)."""
         self.nc: Client | None = None
         self.connected = False
         self._seen: dict[tuple[str, str], set[int]] = {}
@@ -229,6 +231,7 @@ class Collector:
                 update_flow(flow, record)
                 self.flows.move_to_end(key)
             self.latencies.append(now - flow.last_seen)
+        self.updates_applied += len(msg["flows"])
 
     def _first_time(self, site: str, kind: str, seq: int) -> bool:
         key = (site, kind)
