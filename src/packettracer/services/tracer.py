@@ -429,17 +429,44 @@ class Tracer:
 
     # one round
 
-    def _complete(self) -> bool:
-        if self._dest_ttl is None:
-            return False
-        return all(
-            pid in self._answered for pid, p in self._pending.items() if p.ttl <= self._dest_ttl
-        )
+    def _complete(self, upto: int) -> bool:
+        """Every probe that matters has its answer: those up to the destination once it
+        answered, else every probe sent (up to `upto`)."""
+        limit = self._dest_ttl if self._dest_ttl is not None else upto
+        return all(pid in self._answered for pid, p in self._pending.items() if p.ttl <= limit)
+
+    async def _send_ttls(self, first: int, last: int, sent: dict[int, int]) -> int:
+        """Probe TTLs first..last, stopping early once the destination answered; returns the
+        highest TTL probed."""
+        probed = first - 1
+        for ttl in range(first, last + 1):
+            if self._dest_ttl is not None and ttl > self._dest_ttl:
+                break
+            for _ in range(self.options.probes):
+                self._send_probe(ttl)
+            sent[ttl] = self.options.probes
+            probed = ttl
+            await asyncio.sleep(self.options.send_gap)
+        return probed
+
+    async def _collect(self, upto: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.timeout
+        while not self._complete(upto):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._event.clear()
+            try:
+                await asyncio.wait_for(self._event.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def run_round(self) -> RoundResult:
         """Send `probes` probes to every TTL (up to the destination, once known) and collect the
         answers until the timeout after the last probe, or earlier once every hop up to the
-        destination has answered."""
+        destination has answered. When the destination is no longer where earlier rounds found
+        it (the path grew), the round goes on probing further TTLs."""
         if self._send is None:
             self.open()
         opts = self.options
@@ -455,25 +482,11 @@ class Tracer:
         for sock in self._recv:
             loop.add_reader(sock.fileno(), self._on_readable, sock)
         try:
-            probed = 0
-            for ttl in range(1, limit + 1):
-                if self._dest_ttl is not None and ttl > self._dest_ttl:
-                    break
-                for _ in range(opts.probes):
-                    self._send_probe(ttl)
-                sent[ttl] = opts.probes
-                probed = ttl
-                await asyncio.sleep(opts.send_gap)
-            deadline = loop.time() + opts.timeout
-            while not self._complete():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._event.clear()
-                try:
-                    await asyncio.wait_for(self._event.wait(), remaining)
-                except TimeoutError:
-                    break
+            probed = await self._send_ttls(1, limit, sent)
+            await self._collect(probed)
+            if self._dest_ttl is None and probed < opts.max_ttl:
+                probed = await self._send_ttls(probed + 1, opts.max_ttl, sent)
+                await self._collect(probed)
         finally:
             for sock in self._recv:
                 try:
@@ -483,7 +496,7 @@ class Tracer:
         if self._dest_ttl is not None:
             self.known_dest_ttl = self._dest_ttl
             probed = min(probed, self._dest_ttl)
-        elif self.known_dest_ttl is not None:
+        else:
             # The destination went quiet: probe the full range again next round.
             self.known_dest_ttl = None
         replies = [r for r in self._replies if r.ttl <= probed]

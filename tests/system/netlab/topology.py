@@ -244,11 +244,22 @@ class Topology:
     def drop_icmp_errors(self, router: str) -> None:
         """`router` still forwards, but sends no ICMP errors (Time Exceeded, Unreachable)."""
         rules = (
-            "table inet pt_silent { chain out { type filter hook output priority 0; "
-            "icmp type { time-exceeded, destination-unreachable } drop; "
-            "icmpv6 type { time-exceeded, destination-unreachable } drop; } }"
+            "table inet pt_silent {\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0;\n"
+            "    icmp type { time-exceeded, destination-unreachable } drop\n"
+            "    icmpv6 type { time-exceeded, destination-unreachable } drop\n"
+            "  }\n"
+            "}\n"
         )
-        self.x(router, "nft", rules)
+        subprocess.run(
+            ["ip", "netns", "exec", self.ns(router), "nft", "-f", "-"],
+            input=rules,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     @contextlib.contextmanager
     def inside(self, node: str) -> Iterator[None]:
