@@ -1,0 +1,71 @@
+"""`packettracer trace` as a subprocess: usage errors, the raw-socket permission message, and a
+real trace over loopback (IPv4 and IPv6)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import is_root, packettracer_cmd
+
+
+def run(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, *packettracer_cmd(), "trace", "--no-history", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["127.0.0.1", "--proto", "sctp"], "invalid choice: 'sctp'"),
+        (["127.0.0.1", "--rounds", "0"], "--rounds must be at least 1"),
+        (["127.0.0.1", "--max-ttl", "300"], "max TTL must be 1..255"),
+        (["127.0.0.1", "--proto", "tcp", "--port", "70000"], "port must be 1..65535"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_raw_socket_permission_says_so() -> None:
+    if not is_root():
+        pytest.skip("needs root to drop to an unprivileged user")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    nobody = (
+        setpriv,
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    )
+    result = run("127.0.0.1", prefix=nobody)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "packettracer: error: tracing needs raw sockets: run as root or grant CAP_NET_RAW"
+    )
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("proto", ["icmp", "udp", "tcp"])
+def test_loopback_trace(target: str, proto: str) -> None:
+    if not is_root():
+        pytest.skip("needs root (raw sockets)")
+    result = run(target, "--proto", proto, "--rounds", "2", "--format", "json", "--timeout", "0.5")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)["targets"][0]
+    assert [h["address"] for h in doc["hops"]] == [target]
+    hop = doc["hops"][0]
+    assert hop["destination"] and hop["received"] == hop["sent"] == 6
+    assert doc["rounds"] == 2 and doc["reached"]
