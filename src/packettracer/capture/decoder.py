@@ -54,6 +54,12 @@ IPV6_FRAGMENT = 44
 IPV6_AH = 51
 IPV6_NO_NEXT = 59
 
+# ICMP query types that carry an identifier (echo, timestamp, information), and which of them
+# are replies (ICMP 0/14/16, ICMPv6 129).
+ICMP_QUERIES = frozenset({0, 8, 13, 14, 15, 16})
+ICMP6_QUERIES = frozenset({128, 129})
+ICMP_REPLIES = frozenset({0, 14, 16, 129})
+
 # How many bytes of transport payload a packet carries to the analyzers (DPI reads the start).
 PAYLOAD_KEEP = 2048
 # Fragment id -> ports of the first fragment, so later fragments join the right flow.
@@ -74,8 +80,13 @@ class Decoder:
 
     def decode(self, linktype: int, data: bytes, ts: float, wirelen: int) -> Packet | None:
         """Decode one frame. Returns None for frames that are malformed or not IP/ARP."""
+        pkt: Packet | None
         try:
-            pkt = self._decode(linktype, data)
+            # Untagged Ethernet + IPv4 is nearly all traffic: skip the dispatch for it.
+            if linktype == LINKTYPE_ETHERNET and data[12] == 8 and data[13] == 0:
+                pkt = self._ipv4(data, 14, 0)
+            else:
+                pkt = self._decode(linktype, data)
         except (StructError, IndexError, ValueError):
             self.malformed += 1
             return None
@@ -176,39 +187,68 @@ class Decoder:
         return pkt
 
     def _ipv4(self, data: bytes, off: int, vlan: int) -> Packet:
-        vihl, _tos, total, ip_id, frag, ttl, proto = unpack_from("!BBHHHBB", data, off)
+        vihl, _tos, total, ip_id, frag, ttl, proto, _csum, src, dst = unpack_from(
+            "!BBHHHBBH4s4s", data, off
+        )
         if vihl >> 4 != 4:
             raise ValueError("not IPv4")
         ihl = (vihl & 0x0F) * 4
         if ihl < 20 or total < ihl:
             raise ValueError("bad IPv4 header length")
-        end = off + total
         if len(data) < off + ihl:
             raise ValueError("short IPv4 header")
         pkt = Packet()
         pkt.ip_version = 4
         pkt.proto = proto
-        pkt.src = data[off + 12 : off + 16]
-        pkt.dst = data[off + 16 : off + 20]
+        pkt.src = src
+        pkt.dst = dst
         pkt.ttl = ttl
         pkt.ip_id = ip_id
         pkt.df = bool(frag & 0x4000)
-        pkt.vlan = vlan
+        if vlan:
+            pkt.vlan = vlan
         pkt.ip_header_len = ihl
-        offset = frag & 0x1FFF
-        more = frag & 0x2000
         # Ethernet pads short frames; the IP total length says where the datagram ends.
+        end = off + total
         if end > len(data):
             end = len(data)
-        if offset:
-            pkt.fragment = 2
-            self._join_fragment(pkt, (pkt.src, pkt.dst, ip_id, proto))
+        if frag & 0x3FFF == 0:
+            # Not a fragment: the common case, TCP and UDP inline.
+            start = off + ihl
+            if proto == TCP:
+                sport, dport, seq, ack, offflags, window = unpack_from("!HHIIHH", data, start)
+                doff = (offflags >> 12) * 4
+                if doff < 20:
+                    raise ValueError("bad TCP data offset")
+                pkt.sport = sport
+                pkt.dport = dport
+                pkt.tcp_seq = seq
+                pkt.tcp_ack = ack
+                pkt.tcp_flags = offflags & 0x1FF
+                pkt.tcp_window = window
+                if doff > 20:
+                    pkt.tcp_options = data[start + 20 : start + doff]
+                start += doff
+                if start < end:
+                    pkt.payload = data[start : min(end, start + PAYLOAD_KEEP)]
+            elif proto == UDP:
+                sport, dport = unpack_from("!HH", data, start)
+                pkt.sport = sport
+                pkt.dport = dport
+                start += 8
+                if start < end:
+                    pkt.payload = data[start : min(end, start + PAYLOAD_KEEP)]
+            else:
+                self._transport(pkt, data, start, end)
             return pkt
-        if more:
-            pkt.fragment = 1
+        if frag & 0x1FFF:
+            pkt.fragment = 2
+            self._join_fragment(pkt, (src, dst, ip_id, proto))
+            return pkt
+        # First fragment (more fragments follow): remember its ports for the others.
+        pkt.fragment = 1
         self._transport(pkt, data, off + ihl, end)
-        if more:
-            self._remember_fragment(pkt, (pkt.src, pkt.dst, ip_id, proto))
+        self._remember_fragment(pkt, (src, dst, ip_id, proto))
         return pkt
 
     def _ipv6(self, data: bytes, off: int, vlan: int) -> Packet:
@@ -297,14 +337,21 @@ class Decoder:
             pkt.icmp_type = itype
             pkt.icmp_code = code
             if proto == ICMP:
-                is_echo = itype in (0, 8, 13, 14, 15, 16)
+                is_echo = itype in ICMP_QUERIES
             else:
-                is_echo = itype in (128, 129)
+                is_echo = itype in ICMP6_QUERIES
             if is_echo:
-                # Echo request and reply share the identifier: key the flow on it.
+                # Request and reply share the identifier: key the flow on it, as if the
+                # requester's "port" were the identifier and the responder's the request type,
+                # so that both directions land in one flow.
                 (ident,) = unpack_from("!H", data, off + 4)
-                pkt.sport = ident
-                pkt.dport = 8 if proto == ICMP else 128
+                service = 8 if proto == ICMP else 128
+                if itype in ICMP_REPLIES:
+                    pkt.sport = service
+                    pkt.dport = ident
+                else:
+                    pkt.sport = ident
+                    pkt.dport = service
             else:
                 pkt.sport = itype
                 pkt.dport = code

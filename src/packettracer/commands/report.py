@@ -7,7 +7,7 @@ import sys
 
 from packettracer.config import Settings
 from packettracer.errors import UsageError
-from packettracer.services.report import analyze_file, render
+from packettracer.services.report import analyze_file, write_report
 
 HELP = "Analyze a capture file headlessly and print its flows and a summary."
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.read:
         raise UsageError("report: -r FILE is required")
     result = analyze_file(args.read, settings, bpf_filter=settings.capture.bpf_filter)
-    sys.stdout.write(render(result, args.format))
+    write_report(result, args.format, sys.stdout)
     sys.stdout.flush()
     for warning in result.warnings:
         sys.stderr.write(f"packettracer: warning: {warning}\n")

@@ -33,6 +33,8 @@ CLOSED = "closed"  # both sides sent FIN
 RESET = "reset"
 
 FINISHED_STATES = frozenset({CLOSED, RESET})
+_HANDSHAKE_STATES = frozenset({SYN_SENT, SYN_RECEIVED})
+_ICMP_REPLY_TYPES = frozenset({0, 14, 16, 129})
 
 
 def format_address(packed: bytes) -> str:
@@ -231,25 +233,36 @@ class FlowTable:
             self.now = ts
             if ts >= self._next_expiry:
                 self.expire(ts)
-        key = flow_key(pkt)
+        # flow_key() inlined: this runs for every packet.
+        src = pkt.src
+        dst = pkt.dst
+        sport = pkt.sport
+        dport = pkt.dport
+        proto = pkt.proto
+        if (src, sport) <= (dst, dport):
+            key = (proto, src, sport, dst, dport)
+        else:
+            key = (proto, dst, dport, src, sport)
         flows = self.flows
         flow = flows.get(key)
         flags = pkt.tcp_flags
-        if (
-            flow is not None
-            and flow.tcp_state in FINISHED_STATES
-            and flags & SYN
-            and not (flags & ACK)
-        ):
+        if flow is None:
+            flow = self._create(key, pkt)
+        elif flow.tcp_state in FINISHED_STATES and flags & SYN and not (flags & ACK):
             # Port reuse: a new handshake on the tuple of a finished connection is a new flow.
             self._end(flow, "closed")
             del flows[key]
-            flow = None
-        if flow is None:
+            self._finished.pop(key, None)
             flow = self._create(key, pkt)
         else:
             flows.move_to_end(key)
-        if pkt.src == flow.src_packed and (pkt.sport == flow.sport or pkt.src != pkt.dst):
+        if (
+            src == flow.src_packed
+            and (sport == flow.sport or src != dst)
+            # Same host and same "ports" (an ICMP identifier equal to the request type on lo):
+            # only the ICMP type tells a reply from its request.
+            and not (src == dst and sport == dport and pkt.icmp_type in _ICMP_REPLY_TYPES)
+        ):
             flow.packets_fwd += 1
             flow.bytes_fwd += pkt.wirelen
             forward = True
@@ -260,7 +273,8 @@ class FlowTable:
         self.last_forward = forward
         if ts > flow.last_seen:
             flow.last_seen = ts
-        if pkt.proto == TCP:
+        # Only flags that change state, or a handshake still in progress, need the state machine.
+        if proto == TCP and (flags & 0x07 or flow.tcp_state in _HANDSHAKE_STATES):
             self._tcp(flow, flags, forward)
         return flow
 
@@ -268,7 +282,9 @@ class FlowTable:
         flags = pkt.tcp_flags
         # A SYN+ACK seen first means the receiver opened the connection.
         initiator_is_src = not (pkt.proto == TCP and flags & SYN and flags & ACK)
-        if pkt.proto in (ICMP, ICMP6) and pkt.icmp_type in (0, 129, 14, 16):
+        if (pkt.proto == ICMP and pkt.icmp_type in (0, 14, 16)) or (
+            pkt.proto == ICMP6 and pkt.icmp_type == 129
+        ):
             initiator_is_src = False  # an echo reply's receiver sent the request
         flow = Flow(self._next_id, key, pkt, initiator_is_src)
         self._next_id += 1

@@ -1,18 +1,27 @@
-"""Headless analysis of a capture file: the `report` subcommand's engine and its output formats."""
+"""Headless analysis of a capture file: the `report` subcommand's engine and its output formats.
+
+Output is written as a stream: a capture with 240,000 flows would otherwise hold every flow three
+times (objects, dicts, one giant string). Flows stay `Flow` objects until they are written, unless
+a feature asks for `ReportResult.flows`, which then turns them into dicts once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import islice
-from typing import Any
+from json.encoder import encode_basestring_ascii as _q
+from operator import attrgetter
+from typing import Any, TextIO
 
 from packettracer.capture.pcapfile import CaptureReader
 from packettracer.config import Settings
-from packettracer.model.flows import Flow
+from packettracer.model.flows import Flow, proto_label
 from packettracer.services.features import install_features
 from packettracer.services.runtime import Runtime
 
@@ -32,25 +41,84 @@ BASE_COLUMNS = [
     "duration",
     "tcp_state",
 ]
+# Keys Flow.to_dict adds only when they apply, in the order it adds them.
+OPTIONAL_COLUMNS = ["proto_name", "vlan", "site", "end_reason"]
+
+# Flows written per write() call when streaming.
+WRITE_BATCH = 2048
 
 
-@dataclass
 class ReportResult:
-    summary: dict[str, Any]
-    flows: list[dict[str, Any]]
-    warnings: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Top-level sections other than summary and flows (alerts, hosts, ...)."""
+    """The summary, the flows and any extra top-level sections of one report.
+
+    `flows` is a list of dicts; when the result was built from `Flow` objects (the normal case)
+    the dicts are made on first access, and writers that never touch `flows` stream straight
+    from the objects.
+    """
+
+    def __init__(
+        self,
+        summary: dict[str, Any],
+        flows: list[dict[str, Any]] | None = None,
+        warnings: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        flow_objects: list[Flow] | None = None,
+    ) -> None:
+        self.summary = summary
+        self._flows = flows
+        self.flow_objects: list[Flow] = flow_objects if flow_objects is not None else []
+        self.warnings: list[str] = warnings if warnings is not None else []
+        self.extra: dict[str, Any] = extra if extra is not None else {}
+        """Top-level sections other than summary and flows (alerts, hosts, ...)."""
+
+    @property
+    def flows(self) -> list[dict[str, Any]]:
+        if self._flows is None:
+            self._flows = [f.to_dict() for f in self.flow_objects]
+        return self._flows
+
+    @flows.setter
+    def flows(self, value: list[dict[str, Any]]) -> None:
+        self._flows = value
+
+    def iter_flows(self) -> Iterator[dict[str, Any]]:
+        """The flows as dicts, without keeping them all when they were never materialized."""
+        if self._flows is not None:
+            return iter(self._flows)
+        return (f.to_dict() for f in self.flow_objects)
+
+    def flow_count(self) -> int:
+        return len(self._flows) if self._flows is not None else len(self.flow_objects)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"summary": self.summary, "flows": self.flows}
         out.update(self.extra)
         return out
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio may repr a finished task's result.
+        return f"<ReportResult flows={self.flow_count()} warnings={len(self.warnings)}>"
+
 
 # Frames fed to the pipeline between two yields to the event loop, so that services (name
 # resolution, the database writer) make progress while a large file is analyzed.
 FEED_CHUNK = 4096
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the cyclic GC's first threshold while a file is analyzed.
+
+    Every decoded packet is an allocation, so the default threshold (700) runs a collection every
+    few hundred packets, each walking the young flows again; packets die by reference counting
+    and need none of it. Measured on the benchmark capture: ~20% of the CPU time.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 100_000), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 async def analyze_file_async(
@@ -69,19 +137,22 @@ async def analyze_file_async(
     ended: list[Flow] = []
     pipeline.on_flow_end(ended.append)
     warnings: list[str] = []
+    truncated_at: int | None = None
     runtime.start()
     try:
-        with CaptureReader(path) as reader:
+        with CaptureReader(path) as reader, _fewer_collections():
             frames = iter(reader)
+            feed = pipeline.feed
             while True:
                 chunk = list(islice(frames, FEED_CHUNK))
                 if not chunk:
                     break
-                pipeline.feed(chunk)
+                feed(chunk)
                 await asyncio.sleep(0)
             pipeline.finish()
             pipeline.tick()
             if reader.truncated:
+                truncated_at = reader.truncated_at
                 warnings.append(
                     f"{path}: capture cut short at byte {reader.truncated_at}, "
                     f"after {reader.packets} packets; the packets before the break were analyzed"
@@ -93,10 +164,10 @@ async def analyze_file_async(
     finally:
         await runtime.stop()
     summary = pipeline.summary()
-    if warnings:
-        summary["truncated_at"] = reader.truncated_at
-    ended.sort(key=lambda f: (f.first_seen, f.id))
-    result = ReportResult(summary=summary, flows=[f.to_dict() for f in ended], warnings=warnings)
+    if truncated_at is not None:
+        summary["truncated_at"] = truncated_at
+    ended.sort(key=attrgetter("first_seen", "id"))
+    result = ReportResult(summary=summary, flow_objects=ended, warnings=warnings)
     for feature in features:
         extend = getattr(feature, "extend_report", None)
         if extend is not None:
@@ -108,7 +179,15 @@ def analyze_file(
     path: str, settings: Settings | None = None, bpf_filter: str | None = None
 ) -> ReportResult:
     """Synchronous wrapper of `analyze_file_async` for the command line and tests."""
-    return asyncio.run(analyze_file_async(path, settings, bpf_filter))
+    box: list[ReportResult] = []
+
+    async def main() -> None:
+        # The result is handed back through `box`, not as the task's result: asyncio.run reprs
+        # the main task when it restores the SIGINT handler, which would format every flow.
+        box.append(await analyze_file_async(path, settings, bpf_filter))
+
+    asyncio.run(main())
+    return box[0]
 
 
 def _scalar(value: Any) -> Any:
@@ -128,14 +207,41 @@ def columns_for(rows: list[dict[str, Any]]) -> list[str]:
     return cols
 
 
+def _columns_for_result(result: ReportResult) -> list[str]:
+    """CSV columns without turning every flow into a dict first."""
+    if result._flows is not None:
+        return columns_for(result._flows)
+    # The same order columns_for() gives the dicts: each key where it first appears.
+    seen: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    for flow in result.flow_objects:
+        if proto_label(flow.proto) == "other":
+            seen.setdefault("proto_name", None)
+        if flow.vlan:
+            seen.setdefault("vlan", None)
+        if flow.site is not None:
+            seen.setdefault("site", None)
+        if flow.end_reason is not None:
+            seen.setdefault("end_reason", None)
+        if flow.ext:
+            for key in flow.ext:
+                seen.setdefault(key, None)
+    return list(seen)
+
+
 def format_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    cols = columns or columns_for(rows)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _scalar(row.get(k)) for k in cols})
+    _write_csv(iter(rows), columns or columns_for(rows), out)
     return out.getvalue()
+
+
+def _write_csv(rows: Iterator[dict[str, Any]], cols: list[str], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(cols)
+    while True:
+        batch = list(islice(rows, WRITE_BATCH))
+        if not batch:
+            break
+        writer.writerows([[_scalar(row.get(k)) for k in cols] for row in batch])
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
@@ -170,9 +276,84 @@ def format_summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(result: ReportResult, fmt: str) -> str:
+def _write_json(result: ReportResult, out: TextIO) -> None:
+    """The same text as json.dumps(result.to_json()), written flow by flow."""
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    out.write('{"summary":')
+    out.write(encode(result.summary))
+    out.write(',"flows":[')
+    if result._flows is not None:
+        rows: Iterator[str] = (encode(row) for row in result._flows)
+    else:
+        rows = (_flow_json(flow, encode) for flow in result.flow_objects)
+    first = True
+    while True:
+        batch = list(islice(rows, WRITE_BATCH))
+        if not batch:
+            break
+        if not first:
+            out.write(",")
+        out.write(",".join(batch))
+        first = False
+    out.write("]")
+    for key, value in result.extra.items():
+        if key in ("summary", "flows"):
+            continue
+        out.write(",")
+        out.write(encode(key))
+        out.write(":")
+        out.write(encode(value))
+    out.write("}\n")
+
+
+_BASE_KEYS = frozenset(BASE_COLUMNS) | frozenset(OPTIONAL_COLUMNS)
+
+
+def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
+    """encode(flow.to_dict()), formatted directly: the dict and the generic encoder cost more
+    than the whole decode of a packet, and a report can hold hundreds of thousands of flows."""
+    ext = flow.ext
+    if ext and not _BASE_KEYS.isdisjoint(ext):
+        return encode(flow.to_dict())  # a feature overrides a base field: keep dict semantics
+    state = flow.tcp_state
+    proto = flow.proto
+    label = proto_label(proto)
+    text = (
+        f'{{"proto":"{label}","src":{_q(flow.src)},"sport":{flow.sport:d},'
+        f'"dst":{_q(flow.dst)},"dport":{flow.dport:d},'
+        f'"packets_fwd":{flow.packets_fwd:d},"packets_rev":{flow.packets_rev:d},'
+        f'"bytes_fwd":{flow.bytes_fwd:d},"bytes_rev":{flow.bytes_rev:d},'
+        f'"first_seen":{round(flow.first_seen, 6)!r},"last_seen":{round(flow.last_seen, 6)!r},'
+        f'"duration":{round(flow.last_seen - flow.first_seen, 6)!r},'
+        f'"tcp_state":{"null" if state is None else _q(state)}'
+    )
+    if label == "other":
+        text += f',"proto_name":{_q(flow.proto_name)}'
+    if flow.vlan:
+        text += f',"vlan":{flow.vlan:d}'
+    if flow.site is not None:
+        text += f',"site":{encode(flow.site)}'
+    if flow.end_reason is not None:
+        text += f',"end_reason":{_q(flow.end_reason)}'
+    if ext:
+        for key, value in ext.items():
+            text += f",{encode(key)}:{encode(value)}"
+    return text + "}"
+
+
+def write_report(result: ReportResult, fmt: str, out: TextIO) -> None:
+    """Write the report in `fmt` (json, csv, table) to `out` as a stream."""
     if fmt == "json":
-        return json.dumps(result.to_json(), indent=None, separators=(",", ":")) + "\n"
-    if fmt == "csv":
-        return format_csv(result.flows)
-    return format_table(result.flows) + "\n" + format_summary_table(result.summary)
+        _write_json(result, out)
+    elif fmt == "csv":
+        _write_csv(result.iter_flows(), _columns_for_result(result), out)
+    else:
+        out.write(format_table(result.flows))
+        out.write("\n")
+        out.write(format_summary_table(result.summary))
+
+
+def render(result: ReportResult, fmt: str) -> str:
+    out = io.StringIO()
+    write_report(result, fmt, out)
+    return out.getvalue()
