@@ -102,6 +102,7 @@ class StoreFeature:
         self._inflight: dict[tuple[Any, ...], Future[Any]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self.writer.after_close = self._close_readers
+        self.flows_queued = 0
         if location.memory:
             # Keeps the shared in-memory database alive for readers even between writes.
             self._reader = connect(location, reader=True)
@@ -114,7 +115,8 @@ class StoreFeature:
         runtime.pipeline.on_flow_end(self._flow_ended)
 
     def _flow_ended(self, flow: Flow) -> None:
-        self.writer.enqueue("flows", flow.to_dict())
+        if self.writer.enqueue("flows", flow.to_dict()):
+            self.flows_queued += 1
 
     async def finish(self) -> None:
         """End of a file analysis: wait until everything queued is committed."""
@@ -123,7 +125,7 @@ class StoreFeature:
 
     def extend_report(self, runtime: Runtime, result: Any) -> None:
         result.summary["database"] = str(self.location)
-        result.summary["stored_rows"] = self.writer.written
+        result.summary["stored_flows"] = self.flows_queued
         if self.writer.lost or self.writer.dropped:
             result.warnings.append(
                 f"database {self.location}: "

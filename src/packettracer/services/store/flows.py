@@ -28,6 +28,8 @@ COLUMNS = (
     "site",
 )
 _COLUMN_SET = frozenset(COLUMNS)
+_COUNTERS = ("packets_fwd", "packets_rev", "bytes_fwd", "bytes_rev")
+_DEFAULTS = [(c, 0 if c in _COUNTERS else None) for c in COLUMNS]
 _INSERT = (
     f"INSERT INTO flows ({', '.join(COLUMNS)}, ext, stored_at) "
     f"VALUES ({', '.join('?' * (len(COLUMNS) + 2))})"
@@ -38,7 +40,7 @@ _SELECT = f"SELECT {', '.join(COLUMNS)}, ext FROM flows"
 def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
     """A Flow.to_dict() as the row's values; keys beyond the columns go into `ext`."""
     get = flow.get
-    values = [get(c) for c in COLUMNS]
+    values = [get(c, d) for c, d in _DEFAULTS]
     extra = flow.keys() - _COLUMN_SET
     values.append(to_json({k: flow[k] for k in extra}) if extra else None)
     values.append(stored_at)

@@ -186,12 +186,12 @@ class StoreWriter:
 
     def close_sync(self) -> None:
         """Write what is queued (trying up to `close_timeout` if writes fail), then stop."""
+        if not self._closed:
+            self.start()  # never started (no event loop ran it): it still writes what it has
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(self.close_timeout + 5.0)
-        elif not self._closed:
-            self._finish()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_sync)
@@ -418,8 +418,10 @@ class StoreWriter:
             free = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
             if free <= 0:
                 return
-            self.conn.execute("PRAGMA incremental_vacuum(256)").fetchall()
-            self.vacuumed_pages += min(free, 256)
+            # executescript steps the pragma to completion; execute() would free one page.
+            self.conn.executescript("PRAGMA incremental_vacuum(256);")
+            left = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
+            self.vacuumed_pages += max(free - left, 0)
         except sqlite3.DatabaseError as exc:
             log.debug("incremental vacuum skipped: %s", exc)
 
