@@ -219,6 +219,18 @@ class TraceSettings:
 
 
 @dataclass
+class DpiSettings:
+    enabled: bool = True
+    """Application detection, OS fingerprints and anomaly scores (the DPI feature)."""
+    inspect_packets: int = 20
+    """Packets from the start of each flow that the DPI reads; later packets are not inspected."""
+    bad_fingerprints: str | None = None
+    """Extra file of known-bad JA4/JA3 fingerprints ("fingerprint label" per line)."""
+    fan_out: int = 100
+    """Distinct host:port pairs one host may contact before it is flagged as high fan-out."""
+
+
+@dataclass
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     flows: FlowSettings = field(default_factory=FlowSettings)
@@ -230,6 +242,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     trace: TraceSettings = field(default_factory=TraceSettings)
+    dpi: DpiSettings = field(default_factory=DpiSettings)
     config_file: str | None = None
     """The file the settings were read from, if any."""
 

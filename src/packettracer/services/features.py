@@ -31,6 +31,7 @@ class Feature(Protocol):
 # look up earlier ones in runtime.features (e.g. alerts are fed by DPI and the scan detector).
 FEATURE_FACTORIES: list[str] = [
     "packettracer.services.store_feature:create_store_feature",
+    "packettracer.services.dpi_feature:create_dpi_feature",
     "packettracer.services.relay_feature:make_feature",
     "packettracer.services.trace_feature:make_feature",
 ]

@@ -1,0 +1,533 @@
+"""The per-flow DPI engine: feeds the first packets of each flow to the detectors, keeps the
+small per-flow state they need (TCP reassembly of TLS handshakes, QUIC CRYPTO data, banners),
+and turns what they found into the flow's application, category and confidence."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, OrderedDict
+from typing import Any
+
+from packettracer.capture.packet import ACK, ARP, ICMP, ICMP6, SYN, TCP, UDP, Packet
+from packettracer.model.dpi import anomaly, http, p0f, protocols, quic, tls
+from packettracer.model.dpi.anomaly import Signal, signal
+from packettracer.model.dpi.categories import CONF_DPI, CONF_NAME, CONF_PORT, UNKNOWN
+from packettracer.model.dpi.osfp import HostOS
+from packettracer.model.dpi.rules import Rules, rules
+from packettracer.model.flows import Flow
+
+CLIENT_BUFFER = 16384
+SERVER_BUFFER = 32768
+# Protocols whose detection ends the inspection of a flow at once (nothing more to read).
+_MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
+_STARTTLS = (b"STARTTLS", b"starttls", b"STLS", b"AUTH TLS", b"AUTH SSL")
+OTHER_PROTOCOLS = {ICMP: "ICMP", ICMP6: "ICMPv6", ARP: "ARP", 2: "IGMP", 89: "OSPF",
+                   47: "GRE", 50: "IPsec", 51: "IPsec", 112: "VRRP", 103: "PIM"}  # fmt: skip
+# Ports where a detected protocol other than the expected one is an anomaly (server side).
+EXPECTED_ON_PORT: dict[tuple[int, int], set[str]] = {
+    (TCP, 443): {"TLS", "HTTP", "OpenVPN", "SSH"},
+    (UDP, 443): {"QUIC", "DTLS", "STUN", "OpenVPN", "WireGuard"},
+    (UDP, 53): {"DNS"},
+    (TCP, 53): {"DNS"},
+    (TCP, 80): {"HTTP", "RTSP", "SSDP"},
+    (TCP, 22): {"SSH"},
+    (TCP, 25): {"SMTP", "TLS"},
+    (UDP, 123): {"NTP"},
+}
+_WHO_IS_EXPECTED = {(TCP, 443): "TLS", (UDP, 443): "QUIC", (UDP, 53): "DNS", (TCP, 53): "DNS",
+                    (TCP, 80): "HTTP", (TCP, 22): "SSH", (TCP, 25): "SMTP",
+                    (UDP, 123): "NTP"}  # fmt: skip
+
+
+class FlowState:
+    __slots__ = (
+        "protocol",
+        "app",
+        "confidence",
+        "details",
+        "done",
+        "bufs",
+        "next_seq",
+        "tls_client",
+        "tls_server",
+        "quic_crypto",
+        "quic_dcid",
+        "rtp",
+        "signals",
+        "entropy_sample",
+        "starttls",
+        "payloads",
+    )
+
+    def __init__(self) -> None:
+        self.protocol: str | None = None
+        self.app: str | None = None
+        self.confidence: str | None = None
+        self.details: dict[str, Any] = {}
+        self.done = False
+        # TCP reassembly per direction (0: client->server, 1: server->client)
+        self.bufs: list[bytearray | None] = [None, None]
+        self.next_seq = [0, 0]
+        self.tls_client = False
+        self.tls_server = False
+        self.quic_crypto: dict[int, bytes] | None = None
+        self.quic_dcid: bytes | None = None
+        self.rtp: tuple[int, int] | None = None
+        self.signals: list[Signal] = []
+        self.entropy_sample: bytes | None = None
+        self.starttls = False
+        self.payloads = 0
+
+
+def _looks_encrypted(data: bytes) -> bool:
+    n = len(data)
+    if n < 48:
+        return False
+    counts = Counter(data)
+    ent = -sum(c / n * math.log2(c / n) for c in counts.values())
+    return ent >= 0.88 * math.log2(min(n, 256))
+
+
+class DPIEngine:
+    """All DPI state of one capture: per-flow inspection, per-host OS and anomaly evidence."""
+
+    def __init__(
+        self, rule_set: Rules | None = None, bad_fingerprints: dict[str, str] | None = None
+    ):
+        self.rules = rule_set or rules()
+        self.p0f = p0f.database()
+        self.bad_fingerprints = bad_fingerprints or {}
+        self.states: dict[int, FlowState] = {}
+        self.hosts: OrderedDict[str, HostOS] = OrderedDict()
+        self.max_hosts = 50000
+        # address -> name learned from DNS answers (for flows with no name of their own)
+        self.dns_names: OrderedDict[str, str] = OrderedDict()
+        self.max_dns_names = 20000
+        self.ttl = anomaly.TTLTracker()
+        self.host_signals: dict[str, list[Signal]] = {}
+        self.parse_errors: Counter[str] = Counter()
+        self.name_lookup: Any = None
+        """Optional callable address -> name (the resolution feature), set by the service."""
+
+    # ------------------------------------------------------------------ per packet
+
+    def packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        st = self.states.get(flow.id)
+        if st is None:
+            st = self._start(flow)
+        proto = pkt.proto
+        if proto == TCP and pkt.tcp_flags & SYN:
+            self._syn(pkt, flow, forward)
+        if pkt.ttl:
+            sig = self.ttl.see(flow.src if forward else flow.dst, pkt.ttl)
+            if sig is not None:
+                self._host_signal(flow.src if forward else flow.dst, sig)
+        if st.done:
+            return
+        payload = pkt.payload
+        if not payload:
+            return
+        st.payloads += 1
+        if st.entropy_sample is None and len(payload) >= 48:
+            st.entropy_sample = payload[:512]
+        if proto == TCP:
+            self._tcp(st, pkt, flow, forward, payload)
+        elif proto == UDP:
+            self._udp(st, pkt, flow, forward, payload)
+
+    def _start(self, flow: Flow) -> FlowState:
+        st = FlowState()
+        self.states[flow.id] = st
+        other = OTHER_PROTOCOLS.get(flow.proto)
+        if other is not None:
+            st.protocol = other
+            st.confidence = CONF_DPI
+            st.done = True
+        self._publish(st, flow)
+        return st
+
+    def _host(self, addr: str) -> HostOS:
+        host = self.hosts.get(addr)
+        if host is None:
+            host = self.hosts[addr] = HostOS()
+            if len(self.hosts) > self.max_hosts:
+                self.hosts.popitem(last=False)
+        return host
+
+    def _host_signal(self, addr: str, sig: Signal) -> None:
+        sigs = self.host_signals.setdefault(addr, [])
+        if len(sigs) < 16 and all(s.name != sig.name for s in sigs):
+            sigs.append(sig)
+
+    def _syn(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        obs = p0f.observe(pkt)
+        if obs is None:
+            return
+        syn_ack = bool(pkt.tcp_flags & ACK)
+        st = self.states[flow.id]
+        syn_mss = 0
+        if syn_ack:
+            syn_mss = st.details.get("_syn_mss", 0)
+        else:
+            st.details["_syn_mss"] = obs.mss
+        sender = flow.src if forward else flow.dst
+        host = self._host(sender)
+        host.fingerprinted = True
+        host.ttls[pkt.ttl] += 1
+        match = self.p0f.match(obs, syn_ack, syn_mss)
+        if match is not None and match.signature.os_class != "!":
+            kind = "fuzzy" if match.fuzzy else ("generic" if match.generic else "exact")
+            host.p0f[(match.label, kind)] += 1
+
+    # ------------------------------------------------------------------ TCP
+
+    def _tcp(self, st: FlowState, pkt: Packet, flow: Flow, forward: bool, data: bytes) -> None:
+        d = 0 if forward else 1
+        buf = st.bufs[d]
+        if buf is not None:
+            seq = pkt.tcp_seq
+            expected = st.next_seq[d]
+            if seq == expected:
+                buf += data
+                st.next_seq[d] = (seq + len(data)) & 0xFFFFFFFF
+            elif (expected - seq) & 0xFFFFFFFF < 0x80000000:
+                return  # retransmission of bytes we have
+            else:
+                st.bufs[d] = None  # a gap: stop reassembling this side
+                return
+            self._tls_stream(st, flow, d)
+            return
+        if data[0] == 0x16 and len(data) > 5 and data[1] == 3:
+            st.bufs[d] = bytearray(data)
+            st.next_seq[d] = (pkt.tcp_seq + len(data)) & 0xFFFFFFFF
+            if not st.starttls:
+                st.protocol = "TLS"
+            st.confidence = CONF_DPI
+            self._tls_stream(st, flow, d)
+            return
+        if st.protocol == "HTTP" or st.protocol is None:
+            if forward and st.details.get("http_method") is None:
+                req = http.parse_request(data)
+                if req is not None:
+                    self._http_request(st, flow, req)
+                    return
+            elif not forward and st.protocol == "HTTP":
+                resp = http.parse_response(data)
+                if resp is not None:
+                    st.details["http_status"] = resp.status
+                    if resp.server:
+                        st.details["http_server"] = resp.server[:80]
+                    if resp.content_type:
+                        st.details["http_content_type"] = resp.content_type[:60]
+                st.done = True
+                self._publish(st, flow)
+                return
+        if st.protocol is not None:
+            self._follow(st, flow, forward, data)
+            return
+        det = protocols.detect_tcp(data, flow.sport, flow.dport, forward)
+        if det is None:
+            if forward and data.startswith(b"HTTP/1."):
+                return
+            if not forward and data.startswith(b"HTTP/1.") and flow.sport != 80:
+                st.protocol = "HTTP"
+            if st.payloads >= 6:
+                st.done = True
+            return
+        self._detected(st, flow, det)
+
+    def _follow(self, st: FlowState, flow: Flow, forward: bool, data: bytes) -> None:
+        """More packets of a detected banner protocol: the other side's banner, STARTTLS."""
+        proto = st.protocol
+        if proto == "SSH":
+            det = protocols.prefix_match("tcp", data, forward)
+            if det is not None and det.protocol == "SSH":
+                st.details.update(det.details)
+            if "ssh_client" in st.details and "ssh_server" in st.details:
+                st.done = True
+        elif proto in ("SMTP", "IMAP", "POP3", "FTP"):
+            if forward and (data.startswith(_STARTTLS) or b" STARTTLS" in data[:40]):
+                st.starttls = True
+                st.details["starttls"] = True
+            if st.payloads > 12:
+                st.done = True
+        else:
+            st.done = True
+        self._publish(st, flow)
+
+    def _http_request(self, st: FlowState, flow: Flow, req: http.HttpRequest) -> None:
+        st.protocol = "HTTP" if flow.proto == TCP else "SSDP"
+        st.confidence = CONF_DPI
+        st.details["http_method"] = req.method
+        if req.host:
+            st.details["http_host"] = req.host[:200]
+            app = self.rules.app_for_name(req.host)
+            if app is not None:
+                st.app = app
+        if req.user_agent:
+            st.details["user_agent"] = req.user_agent[:300]
+            self._host(flow.src).user_agents[req.user_agent[:300]] += 1
+        if req.method == "CONNECT":
+            st.protocol = "HTTP_Proxy"
+        self._publish(st, flow)
+
+    def _tls_stream(self, st: FlowState, flow: Flow, d: int) -> None:
+        buf = st.bufs[d]
+        if buf is None:
+            return
+        try:
+            messages, more = tls.handshake_messages(bytes(buf))
+        except tls.TLSParseError:
+            st.bufs[d] = None
+            st.signals.append(signal("malformed", what="TLS record"))
+            return
+        details = st.details
+        for mtype, body in messages:
+            try:
+                if mtype == tls.HS_CLIENT_HELLO and d == 0 and not st.tls_client:
+                    self._client_hello(st, flow, tls.parse_client_hello(body), "t")
+                    st.tls_client = True
+                elif mtype == tls.HS_SERVER_HELLO and d == 1 and not st.tls_server:
+                    hello = tls.parse_server_hello(body)
+                    st.tls_server = True
+                    details["tls_version"] = tls.version_name(hello.negotiated_version)
+                    details["tls_cipher"] = f"0x{hello.cipher:04x}"
+                    details["ja3s"] = hello.ja3s()
+                    if hello.alpn:
+                        details["alpn"] = hello.alpn
+                elif mtype == tls.HS_CERTIFICATE and d == 1 and "cert_subject" not in details:
+                    cert = tls.parse_certificate(body)
+                    if cert is not None:
+                        details["cert_subject"] = cert.subject[:200]
+                        details["cert_issuer"] = cert.issuer[:200]
+                        if cert.self_signed:
+                            st.signals.append(signal("self_signed", subject=cert.subject[:80]))
+                    st.bufs[1] = None
+            except tls.TLSParseError:
+                st.signals.append(signal("malformed", what="TLS handshake"))
+                st.bufs[d] = None
+        limit = CLIENT_BUFFER if d == 0 else SERVER_BUFFER
+        if (d == 0 and st.tls_client) or not more or len(buf) > limit:
+            st.bufs[d] = None
+        if d == 1 and st.tls_server and details.get("tls_version") == "TLSv1.3":
+            st.bufs[1] = None
+        if st.tls_client and st.bufs[0] is None and st.bufs[1] is None and st.tls_server:
+            st.done = True
+        self._publish(st, flow)
+
+    def _client_hello(self, st: FlowState, flow: Flow, hello: tls.ClientHello, kind: str) -> None:
+        details = st.details
+        ja4 = hello.ja4(kind)
+        details["ja4"] = ja4
+        details["ja3"] = hello.ja3()
+        details["tls_offered"] = tls.version_name(hello.max_version)
+        if hello.alpn:
+            details["alpn"] = ",".join(hello.alpn[:4])
+        if hello.sni:
+            details["sni"] = hello.sni[:255]
+            app = self.rules.app_for_name(hello.sni)
+            if app is not None:
+                st.app = app
+        elif kind == "t":
+            st.signals.append(signal("tls_no_sni"))
+        for fp in (ja4, details["ja3"]):
+            label = self.bad_fingerprints.get(fp)
+            if label is not None:
+                st.signals.append(signal("bad_fingerprint", fp=fp, label=label))
+                details["bad_fingerprint"] = label
+
+    # ------------------------------------------------------------------ UDP
+
+    def _udp(self, st: FlowState, pkt: Packet, flow: Flow, forward: bool, data: bytes) -> None:
+        if data[0] & 0x80 and quic.is_initial(data):
+            self._quic(st, flow, forward, data)
+            return
+        if st.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
+            det = protocols.detect_udp(data, flow.sport, flow.dport, forward)
+            if det is not None:
+                self._dns_info(st, flow, det)
+            if not forward:
+                st.done = True
+            self._publish(st, flow)
+            return
+        if st.protocol == "SSDP" or (
+            data[0] in http.FIRST_BYTES and 1900 in (flow.sport, flow.dport)
+        ):
+            req = http.parse_request(data)
+            st.protocol = "SSDP"
+            st.confidence = CONF_DPI
+            if req is not None and req.user_agent:
+                st.details["user_agent"] = req.user_agent[:300]
+            st.done = True
+            self._publish(st, flow)
+            return
+        det = protocols.detect_udp(data, flow.sport, flow.dport, forward)
+        if det is not None:
+            self._detected(st, flow, det)
+            return
+        rtp = protocols.parse_rtp(data)
+        if rtp is not None:
+            kind, ssrc, seq = rtp
+            if kind == "RTCP" and st.rtp is not None:
+                pass
+            elif st.rtp is not None and st.rtp[0] == ssrc and 0 < (seq - st.rtp[1]) & 0xFFFF < 16:
+                self._detected(st, flow, protocols.Detection("RTP"))
+                return
+            st.rtp = (ssrc, seq)
+        if st.payloads >= 8:
+            st.done = True
+
+    def _quic(self, st: FlowState, flow: Flow, forward: bool, data: bytes) -> None:
+        st.protocol = "QUIC"
+        st.confidence = CONF_DPI
+        if not forward:
+            return
+        try:
+            initial = quic.decrypt_initial(data, st.quic_dcid)
+        except quic.QUICError:
+            return
+        st.details["quic_version"] = quic.VERSION_NAMES.get(
+            initial.version, f"0x{initial.version:08x}"
+        )
+        if st.quic_dcid is None:
+            st.quic_dcid = initial.dcid
+        if st.quic_crypto is None:
+            st.quic_crypto = {}
+        st.quic_crypto.update(initial.crypto)
+        stream = quic.assemble(st.quic_crypto)
+        for mtype, body in tls.handshake_messages_raw(stream):
+            if mtype == tls.HS_CLIENT_HELLO:
+                self._client_hello(st, flow, tls.parse_client_hello(body), "q")
+                st.quic_crypto = None
+                st.done = True
+                break
+        self._publish(st, flow)
+
+    def _dns_info(self, st: FlowState, flow: Flow, det: protocols.Detection) -> None:
+        details = det.details
+        if "malformed" in details:
+            st.signals.append(signal("malformed", what="DNS message"))
+            return
+        info = details.get("_dns")
+        if info is None:
+            return
+        qname = info["qname"]
+        if qname and "dns_query" not in st.details:
+            st.details["dns_query"] = qname[:255]
+            st.signals.extend(anomaly.dns_name_signals(qname))
+        names = self.dns_names
+        for name, rdata in info.get("answers", ()):
+            raw = bytes.fromhex(rdata)
+            from packettracer.model.flows import format_address
+
+            names[format_address(raw)] = name
+            names.move_to_end(format_address(raw))
+            if len(names) > self.max_dns_names:
+                names.popitem(last=False)
+
+    # ------------------------------------------------------------------ common
+
+    def _detected(self, st: FlowState, flow: Flow, det: protocols.Detection) -> None:
+        st.protocol = det.protocol
+        st.confidence = CONF_DPI
+        if det.app:
+            st.app = det.app
+        for key, value in det.details.items():
+            if not key.startswith("_"):
+                st.details[key] = value
+        if det.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
+            self._dns_info(st, flow, det)
+        elif det.protocol == "DHCP":
+            params = det.details.get("dhcp_params", "")
+            vendor = det.details.get("dhcp_vendor", "")
+            if params or vendor:
+                self._host(flow.src).dhcp[f"{params}|{vendor}"] += 1
+        if "malformed" in det.details:
+            st.signals.append(signal("malformed", what=det.protocol))
+        if det.protocol not in _MORE_AFTER:
+            st.done = True
+        self._publish(st, flow)
+
+    def _name_for(self, addr: str) -> str | None:
+        name = self.dns_names.get(addr)
+        if name is None and self.name_lookup is not None:
+            try:
+                name = self.name_lookup(addr)
+            except Exception:
+                name = None
+        return name
+
+    def _publish(self, st: FlowState, flow: Flow) -> None:
+        """Write the current verdict into the flow (the dashboard reads it live)."""
+        app = st.app
+        protocol = st.protocol
+        confidence = st.confidence
+        if protocol is None:
+            name = self._name_for(flow.dst)
+            named = self.rules.app_for_name(name) if name else None
+            if named is not None:
+                app, confidence = named, CONF_NAME
+            else:
+                guess = self.rules.port_guess(flow.proto, flow.sport, flow.dport)
+                if guess is not None:
+                    protocol, confidence = guess, CONF_PORT
+        elif app is None and protocol in ("TLS", "QUIC", "HTTP") and "sni" not in st.details:
+            name = self._name_for(flow.dst)
+            named = self.rules.app_for_name(name) if name else None
+            if named is not None:
+                app = named
+                st.details["server_name"] = name
+        label = app or protocol
+        if label is None:
+            flow.set("app", None)
+            flow.set("category", UNKNOWN)
+            flow.set("confidence", None)
+        else:
+            flow.set("app", label)
+            flow.set("category", self.rules.info(label).category)
+            flow.set("confidence", confidence)
+        flow.set("protocol", protocol)
+        for key, value in st.details.items():
+            if not key.startswith("_"):
+                flow.set(key, value)
+
+    def flow_end(self, flow: Flow) -> None:
+        st = self.states.pop(flow.id, None)
+        if st is None:
+            return
+        self._publish(st, flow)
+        protocol = st.protocol
+        info = self.rules.info(flow.get("app") or "")
+        encrypted = False
+        if protocol is not None and st.confidence == CONF_DPI:
+            encrypted = self.rules.info(protocol).encrypted or st.starttls
+        elif protocol is None and st.entropy_sample is not None:
+            encrypted = _looks_encrypted(st.entropy_sample)
+        elif st.confidence == CONF_PORT and protocol is not None:
+            encrypted = self.rules.info(protocol).encrypted
+        flow.set("encrypted", encrypted)
+        signals = list(st.signals)
+        if protocol is not None and st.confidence == CONF_DPI:
+            key = (flow.proto, flow.dport)
+            expected = EXPECTED_ON_PORT.get(key)
+            if expected is not None and protocol not in expected:
+                signals.append(
+                    signal(
+                        "unexpected_port",
+                        proto=protocol,
+                        port=flow.dport,
+                        expected=_WHO_IS_EXPECTED[key],
+                    )
+                )
+        if anomaly.is_bogon(flow.dst):
+            signals.append(signal("bogon", addr=flow.dst))
+        if info.category == "malware":
+            signals.append(signal("malware_app", app=info.name))
+        flow.set("anomaly_score", anomaly.combine(signals))
+        flow.set("anomaly_reasons", [s.reason for s in signals])
+        if signals:
+            for addr in (flow.src,):
+                for sig in signals:
+                    if sig.name in ("bad_fingerprint", "malware_app", "dns_long_label",
+                                    "dns_entropy", "bogon"):  # fmt: skip
+                        self._host_signal(addr, sig)

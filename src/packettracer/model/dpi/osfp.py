@@ -1,0 +1,183 @@
+"""An OS label per host from passive signals: p0f matches of its SYNs and SYN+ACKs, its HTTP
+User-Agent, its DHCP parameter request list (option 55) and vendor class, and its TTL family.
+
+p0f's label is the verdict when there is one (exact before generic before fuzzy, then the most
+frequent); the other signals raise or lower the confidence, and give the verdict when p0f has
+none. Every signal behind a verdict is kept, so that the dashboard can say why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# User-Agent -> OS; first match wins (iPhone before "Mac OS X", Android before Linux).
+UA_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Windows NT 10\.0"), "Windows 10 or 11"),
+    (re.compile(r"Windows NT 6\.3"), "Windows 8.1"),
+    (re.compile(r"Windows NT 6\.2"), "Windows 8"),
+    (re.compile(r"Windows NT 6\.1"), "Windows 7"),
+    (re.compile(r"Windows NT 6\.0"), "Windows Vista"),
+    (re.compile(r"Windows NT 5\.[12]"), "Windows XP"),
+    (re.compile(r"Windows"), "Windows"),
+    (re.compile(r"iPhone|iPad|iPod|CFNetwork.*Darwin.*(iPhone|iPad)"), "iOS"),
+    (re.compile(r"Mac OS X|Macintosh|Darwin"), "Mac OS X"),
+    (re.compile(r"Android"), "Android"),
+    (re.compile(r"CrOS"), "ChromeOS"),
+    (re.compile(r"FreeBSD"), "FreeBSD"),
+    (re.compile(r"Linux|Ubuntu|Debian|Fedora|X11"), "Linux"),
+]
+
+# DHCP option 55 (parameter request list) -> OS, from the fingerbank-style lists clients send.
+DHCP_FINGERPRINTS: dict[str, str] = {
+    "1,3,6,15,31,33,43,44,46,47,119,121,249,252": "Windows 10 or 11",
+    "1,15,3,6,44,46,47,31,33,121,249,43": "Windows 7 or 8",
+    "1,15,3,6,44,46,47,31,33,121,249,43,252": "Windows 7 or 8",
+    "1,15,3,6,44,46,47,31,33,249,43": "Windows XP",
+    "1,15,3,6,44,46,47,31,33,249,43,252": "Windows XP",
+    "1,28,2,3,15,6,119,12,44,47,26,121,42": "Linux",
+    "1,28,2,3,15,6,12": "Linux",
+    "1,3,6,12,15,28,42": "Linux",
+    "1,121,3,6,15,119,252,95,44,46": "Mac OS X",
+    "1,121,3,6,15,119,252": "Mac OS X",
+    "1,3,6,15,119,252": "Mac OS X",
+    "1,121,3,6,15,108,114,119,252,95,44,46": "Mac OS X",
+    "1,3,6,15,26,28,51,58,59,43": "Android",
+    "1,3,6,15,26,28,51,58,59": "Android",
+    "1,3,6,15,26,28,51,58,59,43,114": "Android",
+    "1,3,6,15,26,28,51,58,59,43,114,108": "Android",
+}
+DHCP_VENDOR_RULES: list[tuple[str, str]] = [
+    ("MSFT 5.0", "Windows"),
+    ("MSFT 98", "Windows"),
+    ("android-dhcp", "Android"),
+    ("dhcpcd", "Linux"),
+    ("udhcp", "Linux"),
+]
+
+FAMILIES: list[tuple[str, str]] = [
+    ("Windows", "Windows"),
+    ("Linux", "Linux"),
+    ("Android", "Linux"),
+    ("ChromeOS", "Linux"),
+    ("Mac OS", "Apple"),
+    ("MacOS", "Apple"),
+    ("iOS", "Apple"),
+    ("FreeBSD", "BSD"),
+    ("OpenBSD", "BSD"),
+    ("NetBSD", "BSD"),
+    ("Solaris", "Solaris"),
+]
+
+TTL_FAMILY = {
+    64: "Linux/Unix/macOS (TTL 64)",
+    128: "Windows (TTL 128)",
+    255: "network device or Solaris (TTL 255)",
+}
+
+
+def family(label: str) -> str | None:
+    for prefix, fam in FAMILIES:
+        if label.startswith(prefix):
+            return fam
+    return None
+
+
+def ua_os(user_agent: str) -> str | None:
+    for pattern, label in UA_RULES:
+        if pattern.search(user_agent):
+            return label
+    return None
+
+
+def dhcp_os(params: str | None, vendor: str | None) -> str | None:
+    if params:
+        hit = DHCP_FINGERPRINTS.get(params)
+        if hit:
+            return hit
+    if vendor:
+        for prefix, label in DHCP_VENDOR_RULES:
+            if vendor.startswith(prefix):
+                return label
+    return None
+
+
+def initial_ttl(ttl: int) -> int:
+    for initial in (32, 64, 128):
+        if ttl <= initial:
+            return initial
+    return 255
+
+
+@dataclass
+class HostOS:
+    """What one host's packets said about its OS."""
+
+    p0f: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(label, kind: exact|generic|fuzzy) -> SYN/SYN+ACK count."""
+    user_agents: Counter[str] = field(default_factory=Counter)
+    dhcp: Counter[str] = field(default_factory=Counter)
+    ttls: Counter[int] = field(default_factory=Counter)
+    fingerprinted: bool = False
+    """The host sent a SYN or SYN+ACK (so a TTL-only verdict is worth giving)."""
+
+    def verdict(self) -> tuple[str, float, list[dict[str, Any]]] | None:
+        """(label, confidence 0..1, signals) or None."""
+        signals: list[dict[str, Any]] = []
+        label: str | None = None
+        confidence = 0.0
+        if self.p0f:
+            rank = {"exact": 0, "generic": 1, "fuzzy": 2}
+            (best, kind), count = min(
+                self.p0f.items(), key=lambda kv: (rank[kv[0][1]], -kv[1], kv[0][0])
+            )
+            label = best
+            confidence = {"exact": 0.8, "generic": 0.65, "fuzzy": 0.45}[kind]
+            for (lab, k), n in self.p0f.most_common(4):
+                signals.append({"source": "p0f", "value": lab, "match": k, "count": n})
+        ua_labels = Counter[str]()
+        for ua, n in self.user_agents.items():
+            hit = ua_os(ua)
+            if hit:
+                ua_labels[hit] += n
+        if ua_labels:
+            ua_label, n = ua_labels.most_common(1)[0]
+            signals.append({"source": "user-agent", "value": ua_label, "count": n})
+            if label is None:
+                label, confidence = ua_label, 0.6
+            elif family(ua_label) == family(label):
+                confidence += 0.1
+            else:
+                confidence -= 0.15
+        dhcp_labels = Counter[str]()
+        for value, n in self.dhcp.items():
+            params, _, vendor = value.partition("|")
+            hit = dhcp_os(params or None, vendor or None)
+            if hit:
+                dhcp_labels[hit] += n
+        if dhcp_labels:
+            dhcp_label = dhcp_labels.most_common(1)[0][0]
+            signals.append({"source": "dhcp", "value": dhcp_label})
+            if label is None:
+                label, confidence = dhcp_label, 0.55
+            elif family(dhcp_label) == family(label):
+                confidence += 0.05
+            else:
+                confidence -= 0.1
+        if self.ttls:
+            ttl = initial_ttl(self.ttls.most_common(1)[0][0])
+            ttl_label = TTL_FAMILY.get(ttl)
+            if ttl_label:
+                signals.append({"source": "ttl", "value": ttl_label, "initial_ttl": ttl})
+                fam = family(label) if label else None
+                if label is None:
+                    if self.fingerprinted:
+                        label, confidence = ttl_label, 0.25
+                elif (fam == "Windows") == (ttl == 128) and ttl != 255:
+                    confidence += 0.05
+        if label is None:
+            return None
+        confidence = max(0.05, min(0.99, confidence))
+        return label, round(confidence, 2), signals

@@ -1,0 +1,322 @@
+"""TLS handshake parsing: ClientHello (SNI, ALPN, versions, ciphers, JA3/JA4), ServerHello
+(chosen version, cipher, ALPN, JA3S) and, for TLS 1.2 and older, the server certificate's
+subject and issuer. Works on a byte stream so that a hello split across TCP segments or records
+parses once the bytes are all there."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from struct import unpack_from
+
+CONTENT_HANDSHAKE = 22
+HS_CLIENT_HELLO = 1
+HS_SERVER_HELLO = 2
+HS_CERTIFICATE = 11
+
+EXT_SNI = 0
+EXT_SUPPORTED_GROUPS = 10
+EXT_EC_POINT_FORMATS = 11
+EXT_SIGNATURE_ALGORITHMS = 13
+EXT_ALPN = 16
+EXT_SUPPORTED_VERSIONS = 43
+
+VERSION_NAMES = {
+    0x0304: "TLSv1.3",
+    0x0303: "TLSv1.2",
+    0x0302: "TLSv1.1",
+    0x0301: "TLSv1",
+    0x0300: "SSLv3",
+    0x0002: "SSLv2",
+    0xFEFF: "DTLSv1.0",
+    0xFEFD: "DTLSv1.2",
+    0xFEFC: "DTLSv1.3",
+}
+_JA4_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
+
+
+def is_grease(value: int) -> bool:
+    """GREASE values (RFC 8701): 0x?a?a with both bytes equal."""
+    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+
+
+class TLSParseError(ValueError):
+    """The bytes are not the TLS handshake they claimed to be."""
+
+
+@dataclass
+class ClientHello:
+    version: int = 0
+    ciphers: list[int] = field(default_factory=list)
+    extensions: list[int] = field(default_factory=list)
+    sni: str | None = None
+    alpn: list[str] = field(default_factory=list)
+    supported_versions: list[int] = field(default_factory=list)
+    groups: list[int] = field(default_factory=list)
+    point_formats: list[int] = field(default_factory=list)
+    signature_algorithms: list[int] = field(default_factory=list)
+
+    @property
+    def max_version(self) -> int:
+        offered = [v for v in self.supported_versions if not is_grease(v)]
+        return max(offered) if offered else self.version
+
+    def ja3_string(self) -> str:
+        def join(values: list[int]) -> str:
+            return "-".join(str(v) for v in values if not is_grease(v))
+
+        return ",".join(
+            [
+                str(self.version),
+                join(self.ciphers),
+                join(self.extensions),
+                join(self.groups),
+                join(self.point_formats),
+            ]
+        )
+
+    def ja3(self) -> str:
+        return hashlib.md5(self.ja3_string().encode(), usedforsecurity=False).hexdigest()
+
+    def ja4(self, transport: str = "t") -> str:
+        """JA4 (FoxIO): `t13d1516h2_8daaf6152771_e5627efa2ab1`."""
+        ciphers = [c for c in self.ciphers if not is_grease(c)]
+        exts = [e for e in self.extensions if not is_grease(e)]
+        version = _JA4_VERSIONS.get(self.max_version, "00")
+        if transport == "t" and version.startswith("d"):
+            transport = "d"
+        sni = "d" if self.sni else "i"
+        alpn = "00"
+        if self.alpn and self.alpn[0]:
+            first = self.alpn[0]
+            if (
+                first[0].isascii()
+                and first[0].isalnum()
+                and first[-1].isascii()
+                and (first[-1].isalnum())
+            ):
+                alpn = first[0] + first[-1]
+            else:
+                raw = first.encode("utf-8", "surrogateescape").hex()
+                alpn = raw[0] + raw[-1]
+        head = f"{transport}{version}{sni}{min(len(ciphers), 99):02d}{min(len(exts), 99):02d}{alpn}"
+        if ciphers:
+            part_b = _sha12(",".join(f"{c:04x}" for c in sorted(ciphers)))
+        else:
+            part_b = "000000000000"
+        ext_list = sorted(e for e in exts if e not in (EXT_SNI, EXT_ALPN))
+        if ext_list:
+            text = ",".join(f"{e:04x}" for e in ext_list)
+            sigs = [s for s in self.signature_algorithms if not is_grease(s)]
+            if sigs:
+                text += "_" + ",".join(f"{s:04x}" for s in sigs)
+            part_c = _sha12(text)
+        else:
+            part_c = "000000000000"
+        return f"{head}_{part_b}_{part_c}"
+
+
+@dataclass
+class ServerHello:
+    version: int = 0
+    cipher: int = 0
+    extensions: list[int] = field(default_factory=list)
+    selected_version: int | None = None
+    alpn: str | None = None
+
+    @property
+    def negotiated_version(self) -> int:
+        return self.selected_version or self.version
+
+    def ja3s(self) -> str:
+        text = f"{self.version},{self.cipher}," + "-".join(str(e) for e in self.extensions)
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class CertificateInfo:
+    subject: str
+    issuer: str
+
+    @property
+    def self_signed(self) -> bool:
+        return self.subject == self.issuer
+
+
+def _sha12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """A TLS handshake record (or SSLv2-style hello) starts this payload."""
+    return (
+        len(data) >= 6
+        and data[0] == CONTENT_HANDSHAKE
+        and data[1] == 3
+        and data[2] <= 4
+        and data[5] in (HS_CLIENT_HELLO, HS_SERVER_HELLO)
+    )
+
+
+def handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+    """The complete handshake messages at the start of a TLS byte stream, and whether the
+    stream is still handshake (False once a non-handshake record shows up)."""
+    payload = bytearray()
+    pos = 0
+    more = True
+    while pos + 5 <= len(stream):
+        ctype = stream[pos]
+        (length,) = unpack_from("!H", stream, pos + 3)
+        if ctype != CONTENT_HANDSHAKE:
+            more = False
+            break
+        if stream[pos + 1] != 3:
+            raise TLSParseError("not a TLS record")
+        end = pos + 5 + length
+        if end > len(stream):
+            payload += stream[pos + 5 :]
+            break
+        payload += stream[pos + 5 : end]
+        pos = end
+    messages: list[tuple[int, bytes]] = []
+    off = 0
+    while off + 4 <= len(payload):
+        mtype = payload[off]
+        mlen = int.from_bytes(payload[off + 1 : off + 4], "big")
+        if off + 4 + mlen > len(payload):
+            break
+        messages.append((mtype, bytes(payload[off + 4 : off + 4 + mlen])))
+        off += 4 + mlen
+    return messages, more
+
+
+def handshake_messages_raw(payload: bytes) -> list[tuple[int, bytes]]:
+    """Handshake messages of an already unwrapped handshake byte string (QUIC CRYPTO frames)."""
+    messages: list[tuple[int, bytes]] = []
+    off = 0
+    while off + 4 <= len(payload):
+        mtype = payload[off]
+        mlen = int.from_bytes(payload[off + 1 : off + 4], "big")
+        if off + 4 + mlen > len(payload):
+            break
+        messages.append((mtype, payload[off + 4 : off + 4 + mlen]))
+        off += 4 + mlen
+    return messages
+
+
+def _vec(data: bytes, pos: int, width: int) -> tuple[bytes, int]:
+    if pos + width > len(data):
+        raise TLSParseError("truncated length")
+    n = int.from_bytes(data[pos : pos + width], "big")
+    end = pos + width + n
+    if end > len(data):
+        raise TLSParseError("truncated vector")
+    return data[pos + width : end], end
+
+
+def _u16_list(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)]
+
+
+def parse_client_hello(body: bytes) -> ClientHello:
+    """Parse the body of a ClientHello handshake message."""
+    if len(body) < 38:
+        raise TLSParseError("short ClientHello")
+    hello = ClientHello(version=int.from_bytes(body[0:2], "big"))
+    pos = 34
+    _, pos = _vec(body, pos, 1)  # session id
+    suites, pos = _vec(body, pos, 2)
+    hello.ciphers = _u16_list(suites)
+    _, pos = _vec(body, pos, 1)  # compression methods
+    if pos >= len(body):
+        return hello
+    exts, _ = _vec(body, pos, 2)
+    off = 0
+    while off + 4 <= len(exts):
+        etype, elen = unpack_from("!HH", exts, off)
+        data = exts[off + 4 : off + 4 + elen]
+        off += 4 + elen
+        hello.extensions.append(etype)
+        if etype == EXT_SNI and len(data) >= 5:
+            names, _ = _vec(data, 0, 2)
+            npos = 0
+            while npos + 3 <= len(names):
+                ntype = names[npos]
+                name, npos = _vec(names, npos + 1, 2)
+                if ntype == 0:
+                    hello.sni = name.decode("ascii", "replace")
+                    break
+        elif etype == EXT_ALPN and len(data) >= 2:
+            protos, _ = _vec(data, 0, 2)
+            apos = 0
+            while apos < len(protos):
+                proto, apos = _vec(protos, apos, 1)
+                hello.alpn.append(proto.decode("ascii", "replace"))
+        elif etype == EXT_SUPPORTED_VERSIONS and data:
+            hello.supported_versions = _u16_list(data[1 : 1 + data[0]])
+        elif etype == EXT_SUPPORTED_GROUPS and len(data) >= 2:
+            hello.groups = _u16_list(_vec(data, 0, 2)[0])
+        elif etype == EXT_EC_POINT_FORMATS and data:
+            hello.point_formats = list(data[1 : 1 + data[0]])
+        elif etype == EXT_SIGNATURE_ALGORITHMS and len(data) >= 2:
+            hello.signature_algorithms = _u16_list(_vec(data, 0, 2)[0])
+    return hello
+
+
+def parse_server_hello(body: bytes) -> ServerHello:
+    if len(body) < 38:
+        raise TLSParseError("short ServerHello")
+    hello = ServerHello(version=int.from_bytes(body[0:2], "big"))
+    pos = 34
+    _, pos = _vec(body, pos, 1)
+    if pos + 3 > len(body):
+        raise TLSParseError("short ServerHello")
+    hello.cipher = int.from_bytes(body[pos : pos + 2], "big")
+    pos += 3
+    if pos >= len(body):
+        return hello
+    exts, _ = _vec(body, pos, 2)
+    off = 0
+    while off + 4 <= len(exts):
+        etype, elen = unpack_from("!HH", exts, off)
+        data = exts[off + 4 : off + 4 + elen]
+        off += 4 + elen
+        hello.extensions.append(etype)
+        if etype == EXT_SUPPORTED_VERSIONS and len(data) == 2:
+            hello.selected_version = int.from_bytes(data, "big")
+        elif etype == EXT_ALPN and len(data) >= 3:
+            protos, _ = _vec(data, 0, 2)
+            if protos:
+                hello.alpn = _vec(protos, 0, 1)[0].decode("ascii", "replace")
+    return hello
+
+
+def parse_certificate(body: bytes) -> CertificateInfo | None:
+    """Subject and issuer of the first (leaf) certificate of a TLS 1.2 Certificate message."""
+    chain, _ = _vec(body, 0, 3)
+    if not chain:
+        return None
+    der, _ = _vec(chain, 0, 3)
+    try:
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        return CertificateInfo(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string())
+    except ValueError:
+        return None
+
+
+def version_name(version: int | None) -> str | None:
+    if version is None:
+        return None
+    return VERSION_NAMES.get(version, f"0x{version:04x}")
