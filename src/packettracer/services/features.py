@@ -32,6 +32,7 @@ class Feature(Protocol):
 FEATURE_FACTORIES: list[str] = [
     "packettracer.services.store_feature:create_store_feature",
     "packettracer.services.dpi_feature:create_dpi_feature",
+    "packettracer.services.security_feature:create_security_feature",
     "packettracer.services.relay_feature:make_feature",
     "packettracer.services.trace_feature:make_feature",
 ]
