@@ -31,6 +31,7 @@ class Feature(Protocol):
 # look up earlier ones in runtime.features (e.g. alerts are fed by DPI and the scan detector).
 FEATURE_FACTORIES: list[str] = [
     "packettracer.services.store_feature:create_store_feature",
+    "packettracer.services.resolution_feature:create_resolution_feature",
     "packettracer.services.dpi_feature:create_dpi_feature",
     "packettracer.services.security_feature:create_security_feature",
     "packettracer.services.relay_feature:make_feature",

@@ -1,0 +1,367 @@
+"""The resolution feature: names, geo and ownership for every flow, the DNS statistics, and the
+traffic breakdowns of the Stats panel.
+
+Passive (always on): DNS answers (A/AAAA through CNAME chains, with TTL), TLS SNI and HTTP Host
+from the first packets of flows, the offline geo data, any configured .mmdb files.
+Active (dashboard and agent; off with -n, and with --offline for everything that leaves the
+machine): reverse DNS, ip-api.com (only with [geo] online / --online-geo), RDAP/WHOIS ownership.
+`report` stays passive and offline so that its output depends only on the capture and the
+local data.
+
+Flows get `name`, `name_source`, `country`, `city`, `asn`, `as_org` when they end (the report and
+the database see them); live panels call `describe(flow)`, which answers from the caches.
+Other features find this one as ``runtime.features.get("resolution")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from packettracer.capture.packet import TCP, UDP, Packet
+from packettracer.model import dnsparse
+from packettracer.model.addresses import classify, is_public
+from packettracer.model.breakdown import Breakdown, FlowKeys, Table, remote_address, top
+from packettracer.model.dnsstats import DnsStats, tunnel_score
+from packettracer.model.flows import Flow, format_address
+from packettracer.model.hostnames import client_hello_sni, http_host
+from packettracer.model.names import DNS, HTTP, PTR, SNI, NameTable
+from packettracer.services.geo import GeoInfo, GeoService, OfflineGeo
+from packettracer.services.ownership import Ownership, OwnershipService
+from packettracer.services.pipeline import Analyzer
+from packettracer.services.rdns import PtrResult, ReverseDns
+from packettracer.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DNS_PORTS = dnsparse.DNS_PORTS
+NAME_PACKETS = 8
+"""Packets from the start of a flow searched for an SNI or a Host header."""
+TOP_N = 10
+_OFFLINE: dict[str, OfflineGeo] = {}
+"""One offline geo database per process (it takes ~0.2 s and ~100 MB to load)."""
+
+
+def shared_offline(kind: str) -> OfflineGeo:
+    db = _OFFLINE.get(kind)
+    if db is None:
+        db = _OFFLINE[kind] = OfflineGeo(kind)
+    return db
+
+
+@dataclass(slots=True)
+class FlowView:
+    """What the panels show about a flow's far end."""
+
+    address: str
+    name: str | None
+    name_source: str | None
+    country: str | None
+    city: str | None
+    asn: int | None
+    as_org: str | None
+    label: str | None
+
+
+class ResolutionAnalyzer(Analyzer):
+    name = "resolution"
+    all_packets = True  # every DNS packet; everything else returns after two comparisons
+
+    def __init__(self, feature: ResolutionFeature) -> None:
+        self.feature = feature
+
+    def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        proto = pkt.proto
+        if proto != UDP and proto != TCP:
+            return
+        if pkt.sport in DNS_PORTS or pkt.dport in DNS_PORTS:
+            if pkt.payload:
+                self.feature.on_dns(pkt)
+            return
+        if forward and pkt.payload and flow.packets_fwd <= NAME_PACKETS:
+            self.feature.on_first_packets(pkt, flow)
+
+    def on_flow_end(self, flow: Flow) -> None:
+        self.feature.on_flow_end(flow)
+
+    def tick(self, now: float) -> None:
+        self.feature.tick(now)
+
+
+class ResolutionFeature:
+    name = "resolution"
+
+    def __init__(self, runtime: Runtime, mode: str) -> None:
+        self.runtime = runtime
+        self.mode = mode
+        settings = runtime.settings
+        self.names = NameTable()
+        self.dns = DnsStats()
+        self.breakdown = Breakdown()
+        active = mode != "report" and settings.resolve.enabled
+        background = mode != "report"
+        self.geo = GeoService(
+            settings,
+            offline=shared_offline(settings.geo.offline_data),
+            load_in_background=background,
+        )
+        if mode == "report":
+            self.geo.online = False
+        self.rdns = ReverseDns(settings)
+        self.rdns.enabled = self.rdns.enabled and active
+        self.ownership = OwnershipService(settings)
+        self.ownership.enabled = self.ownership.enabled and active
+        self.analyzer = ResolutionAnalyzer(self)
+        self.snapshot: dict[str, Table] = {}
+        self._store: Any = None
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def attach(self, runtime: Runtime) -> None:
+        runtime.pipeline.add_analyzer(self.analyzer)
+        runtime.add_service(self.geo)
+        if self.rdns.enabled:
+            runtime.add_service(self.rdns)
+        if self.ownership.enabled:
+            runtime.add_service(self.ownership)
+        self._store = runtime.features.get("store")
+        if self._store is not None:
+            runtime.add_service(_WarmUp(self))
+            self.geo.on_update.append(self._store_geo)
+            self.rdns.on_result.append(self._store_ptr)
+            self.ownership.on_result.append(self._store_owner)
+
+    async def finish(self) -> None:
+        """Report mode: let queued online geo answers land (bounded)."""
+        if self.geo.online:
+            await self.geo.drain(5.0)
+
+    # --- passive names --------------------------------------------------------------------
+
+    def on_dns(self, pkt: Packet) -> None:
+        if pkt.proto == UDP:
+            msg = dnsparse.parse(pkt.payload)
+            messages = [msg] if msg is not None else []
+        else:
+            messages = dnsparse.parse_tcp(pkt.payload)
+        if not messages:
+            self.dns.malformed += 1
+            return
+        src = format_address(pkt.src)
+        dst = format_address(pkt.dst)
+        for msg in messages:
+            event = self.dns.on_message(msg, src, dst, pkt.ts)
+            if not msg.response or msg.rcode != "NOERROR":
+                if msg.response and event is not None:
+                    self._record_dns(event, msg, [])
+                continue
+            learned = []
+            for address, name, ttl in msg.addresses():
+                if self.names.add(address, name, DNS, pkt.ts, ttl) is not None:
+                    learned.append((address, name, ttl))
+            if event is not None:
+                self._record_dns(event, msg, learned)
+            if self._store is not None:
+                for address, name, _ttl in learned:
+                    self._store.upsert_host(address, name=name, source=DNS, learned_at=pkt.ts)
+
+    def _record_dns(self, event: Any, msg: dnsparse.DnsMessage, learned: list[Any]) -> None:
+        if self._store is None or not event.qname:
+            return
+        ttl = min((t for _, _, t in learned), default=None)
+        self._store.record_dns(
+            event.qname,
+            ts=event.ts,
+            client=event.client,
+            server=event.server,
+            qtype=event.qtype,
+            rcode=msg.rcode,
+            answers=[a.data for a in msg.answers][:20],
+            ttl=ttl,
+        )
+
+    def on_first_packets(self, pkt: Packet, flow: Flow) -> None:
+        payload = pkt.payload
+        first = payload[0]
+        if first == 0x16:
+            name = client_hello_sni(payload)
+            source = SNI
+        elif 0x41 <= first <= 0x5A:  # an upper-case letter: maybe an HTTP method
+            name = http_host(payload)
+            source = HTTP
+        else:
+            return
+        if name is None:
+            return
+        address = flow.dst
+        entry = self.names.add(address, name, source, pkt.ts)
+        if entry is None:
+            return
+        flow.set("name", entry.name)
+        flow.set("name_source", source)
+        if self._store is not None:
+            self._store.upsert_host(address, name=entry.name, source=source, learned_at=pkt.ts)
+
+    # --- per flow -------------------------------------------------------------------------
+
+    def describe(self, flow: Flow) -> FlowView:
+        """Name and geo of the flow's far end, from the caches (never waits)."""
+        address = remote_address(flow)
+        name = flow.get("name")
+        source = flow.get("name_source")
+        if name is None:
+            entry = self.names.best(address, flow.first_seen)
+            if entry is not None:
+                name, source = entry.name, entry.source
+            else:
+                ptr = self.rdns.lookup(address) if self.rdns.enabled else None
+                if ptr is not None:
+                    name, source = ptr, PTR
+        geo = self.geo.lookup(address) or GeoInfo()
+        org = geo.org
+        owner = self.ownership.peek(address)
+        if self.ownership.enabled and owner is None and is_public(address):
+            self.ownership.lookup(address)
+        if org is None and owner is not None:
+            org = owner.org or owner.network
+        return FlowView(
+            address=address,
+            name=name,
+            name_source=source,
+            country=geo.country,
+            city=geo.city,
+            asn=geo.asn,
+            as_org=org,
+            label=geo.label,
+        )
+
+    def keys_of(self, flow: Flow) -> FlowKeys:
+        address = remote_address(flow)
+        geo = self.geo.peek(address) or self.geo.lookup(address)
+        if geo is None:
+            country = org = "?"
+        elif geo.label is not None:
+            country = org = geo.label
+        else:
+            country = geo.country or "?"
+            org = f"AS{geo.asn} {geo.org}" if geo.asn and geo.org else (geo.org or "?")
+        protocol = flow.get("app") or flow.proto_name
+        return FlowKeys(country, org, str(protocol))
+
+    def on_flow_end(self, flow: Flow) -> None:
+        view = self.describe(flow)
+        flow.set("name", view.name)
+        flow.set("name_source", view.name_source)
+        flow.set("country", view.country)
+        flow.set("city", view.city)
+        flow.set("asn", view.asn)
+        flow.set("as_org", view.as_org)
+        self.breakdown.add_flow(flow, self.keys_of(flow))
+        geo = self.geo.peek(view.address)
+        if self._store is not None and geo is not None and geo.label is None and not geo.empty:
+            self._store_geo(view.address, geo, only_new=True)
+
+    def tick(self, now: float) -> None:
+        self.dns.expire(now)
+        if self.mode == "report":
+            return
+        flows = self.runtime.pipeline.flows
+        self.snapshot = self.breakdown.snapshot(flows, self.keys_of)
+        if self.names.updates and now:
+            self.names.prune(now)
+
+    # --- persistence ----------------------------------------------------------------------
+
+    _stored_geo: set[str] | None = None
+
+    def _store_geo(self, address: str, info: GeoInfo, only_new: bool = False) -> None:
+        if self._store is None:
+            return
+        if self._stored_geo is None:
+            self._stored_geo = set()
+        key = f"{address}|{','.join(info.sources)}"
+        if only_new and key in self._stored_geo:
+            return
+        if len(self._stored_geo) > 100_000:
+            self._stored_geo.clear()
+        self._stored_geo.add(key)
+        self._store.upsert_host(address, geo=info.to_dict(), source=info.sources[-1])
+
+    def _store_ptr(self, address: str, result: PtrResult) -> None:
+        if self._store is not None and result.name:
+            self._store.upsert_host(address, name=result.name, source=PTR)
+
+    def _store_owner(self, address: str, owner: Ownership) -> None:
+        if self._store is not None and owner.error is None:
+            self._store.upsert_host(address, owner=owner.to_dict(), source=owner.source)
+
+    def warm(self, rows: list[dict[str, Any]]) -> int:
+        """Seed the caches with what the database knows (newest first)."""
+        count = 0
+        for row in rows:
+            address = row.get("ip")
+            if not isinstance(address, str):
+                continue
+            for item in row.get("names") or []:
+                name, source = item.get("name"), item.get("source")
+                if not name:
+                    continue
+                if source == PTR:
+                    self.rdns.warm(address, name)
+                elif source in (DNS, SNI, HTTP):
+                    self.names.add(address, name, source, float(item.get("learned_at") or 0))
+            geo = row.get("geo")
+            if isinstance(geo, dict) and classify(address) is None:
+                self.geo.warm(address, GeoInfo.from_dict(geo))
+            owner = row.get("owner")
+            if isinstance(owner, dict):
+                self.ownership.warm(address, Ownership.from_dict(owner))
+            count += 1
+        return count
+
+    # --- report ---------------------------------------------------------------------------
+
+    def extend_report(self, runtime: Runtime, result: Any) -> None:
+        tables = self.breakdown.tables
+        result.summary["top_countries"] = _top(tables["country"], "country")
+        result.summary["top_as"] = _top(tables["as"], "as_org")
+        result.summary["top_protocols"] = _top(tables["protocol"], "protocol")
+        result.summary["top_local_talkers"] = _top(tables["local"], "address")
+        result.summary["top_remote_talkers"] = _top(tables["remote"], "address")
+        result.summary["dns"] = self.dns.summary(TOP_N)
+        result.summary["names_learned"] = len(self.names)
+
+
+def _top(table: Table, key_name: str) -> list[dict[str, Any]]:
+    rows = top(table, TOP_N)
+    for row in rows:
+        row[key_name] = row.pop("key")
+    return rows
+
+
+class _WarmUp:
+    """Reads host knowledge from the database once at start (in a worker thread)."""
+
+    name = "resolution-warmup"
+
+    def __init__(self, feature: ResolutionFeature) -> None:
+        self.feature = feature
+
+    async def run(self) -> None:
+        store = self.feature._store
+        try:
+            rows = await asyncio.to_thread(store.load_hosts)
+        except Exception as exc:  # the database is another feature's; a failure is a warning
+            log.warning("could not read known hosts: %s", exc)
+            return
+        count = self.feature.warm(rows or [])
+        log.info("warmed name/geo caches with %d hosts", count)
+
+
+def create_resolution_feature(runtime: Runtime, mode: str) -> ResolutionFeature:
+    return ResolutionFeature(runtime, mode)
+
+
+__all__ = ["ResolutionFeature", "create_resolution_feature", "tunnel_score"]
