@@ -9,6 +9,7 @@ from packettracer.screens.base import Panel
 # key -> (panel id, "module:Class"), in key order 1..9, 0
 PANELS: dict[str, tuple[str, str]] = {
     "1": ("traffic", "packettracer.screens.traffic:TrafficPanel"),
+    "2": ("paths", "packettracer.screens.paths:PathsPanel"),
     "7": ("relay", "packettracer.screens.relay:RelayPanel"),
 }
 
