@@ -65,15 +65,6 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--online-geo", action="store_true", help="ask ip-api.com for city/ISP of public addresses"
     )
-    parser.add_argument(
-        "--geoip-db",
-        action="append",
-        metavar="PATH",
-        help="MaxMind/DB-IP/IPinfo .mmdb file for geolocation (repeatable)",
-    )
-    parser.add_argument(
-        "--online-geo", action="store_true", help="ask ip-api.com for city/ISP of public addresses"
-    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (repeatable)")
 
 
@@ -157,10 +148,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings.resolve.enabled = False
     if getattr(args, "offline", False):
         settings.resolve.offline = True
-    if getattr(args, "geoip_db", None):
-        settings.geo.geoip_db = [*settings.geo.geoip_db, *args.geoip_db]
-    if getattr(args, "online_geo", False):
-        settings.geo.online = True
     if getattr(args, "geoip_db", None):
         settings.geo.geoip_db = [*settings.geo.geoip_db, *args.geoip_db]
     if getattr(args, "online_geo", False):

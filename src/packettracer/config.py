@@ -121,41 +121,6 @@ class OwnershipSettings:
 
 
 @dataclass
-class GeoSettings:
-    """Geolocation ([geo]): offline data first, ip-api.com only when `online` and not offline."""
-
-    offline_data: str = "asn"
-    """Bundled geoip2fast data: asn (country + AS name, ~110 MB RAM), country (~30 MB), off."""
-    geoip_db: list[str] = field(default_factory=list)
-    """MaxMind / DB-IP / IPinfo .mmdb files (City, Country, ASN, ISP); --geoip-db adds more."""
-    search_default_dirs: bool = True
-    """Also use the .mmdb files in /usr/share/GeoIP, /var/lib/GeoIP and ~/.packettracer."""
-    online: bool = False
-    """Ask ip-api.com for city/ISP/AS of public addresses (--online-geo)."""
-    ip_api_url: str = "http://ip-api.com/batch"
-    batch_rate_limit: int = 15
-    """Batch requests per minute (ip-api's batch endpoint allows 15; resolve.geo_rate_limit caps)."""
-    timeout: float = 10.0
-
-
-@dataclass
-class OwnershipSettings:
-    """Network ownership ([ownership]): RDAP via the IANA bootstrap, WHOIS port 43 fallback."""
-
-    enabled: bool = True
-    """Look up owners of public addresses (still needs resolve.enabled and not offline)."""
-    bootstrap_dir: str = ""
-    """Directory with IANA bootstrap files ipv4.json/ipv6.json/asn.json; empty: the bundled copy."""
-    rdap_base: str = ""
-    """Send every RDAP query to this base URL instead of the registry's (tests, mirrors)."""
-    whois_servers: dict[str, str] = field(default_factory=dict)
-    """Registry -> "host" or "host:port" for WHOIS (arin, ripe, apnic, lacnic, afrinic)."""
-    refresh_days: float = 7.0
-    timeout: float = 10.0
-    concurrency: int = 2
-
-
-@dataclass
 class RelaySettings:
     url: str = ""
     """NATS server of the relay (nats://HOST:4222); empty: no relay."""
@@ -272,8 +237,6 @@ class Settings:
     ui: UiSettings = field(default_factory=UiSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     resolve: ResolveSettings = field(default_factory=ResolveSettings)
-    geo: GeoSettings = field(default_factory=GeoSettings)
-    ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
     geo: GeoSettings = field(default_factory=GeoSettings)
     ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
