@@ -4,8 +4,11 @@ real trace over loopback (IPv4 and IPv6)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import is_root, packettracer_cmd
@@ -55,6 +58,56 @@ def test_without_raw_socket_permission_says_so() -> None:
     assert result.stderr.strip() == (
         "packettracer: error: tracing needs raw sockets: run as root or grant CAP_NET_RAW"
     )
+
+
+def test_dashboard_without_permission_keeps_working(data_dir: Path) -> None:
+    if not is_root():
+        pytest.skip("needs root to drop to an unprivileged user")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    # pytest's tmp_path is private to root: the unprivileged user writes here instead.
+    with tempfile.TemporaryDirectory(prefix="pt-trace-") as tmp:
+        Path(tmp).chmod(0o777)
+        result, svg = _snapshot_as_nobody(setpriv, Path(tmp), data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "tracing needs raw sockets: run as root or grant CAP_NET_RAW" in svg
+    assert "Traceback" not in result.stderr
+
+
+def _snapshot_as_nobody(
+    setpriv: str, tmp_path: Path, data_dir: Path
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    out = tmp_path / "paths.svg"
+    result = subprocess.run(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            *packettracer_cmd(),
+            "--snapshot",
+            str(out),
+            "--panel",
+            "2",
+            "-t",
+            "127.0.0.1",
+            "-r",
+            str(data_dir / "android.pcap"),
+            "--db",
+            ":memory:",
+            "-n",
+            "--offline",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path), "PACKETTRACER_HOME": str(tmp_path / "home")},
+    )
+    svg = out.read_text().replace("&#160;", " ") if out.exists() else ""
+    return result, svg
 
 
 @pytest.mark.parametrize("target", ["127.0.0.1", "::1"])

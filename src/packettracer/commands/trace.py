@@ -15,7 +15,7 @@ from packettracer.config import Settings
 from packettracer.errors import UsageError
 from packettracer.model.trace import TargetState
 from packettracer.services.trace_session import TraceSession, options_from
-from packettracer.services.tracer import PROTOS, TraceError, TracePermissionError
+from packettracer.services.tracer import PROTOS, TraceError, TracePermissionError, can_trace
 
 HELP = "Trace the route to one or more targets (ICMP, UDP or TCP probes; needs raw sockets)."
 
@@ -171,6 +171,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     except TraceError as exc:
         raise UsageError(f"trace: {exc.message}") from None
+    refused = can_trace()
+    if refused is not None:
+        raise TraceError(refused)
     history = _open_history(settings, args.no_history)
     try:
         session = asyncio.run(_trace(args, settings, history))
