@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import ContentSwitcher, Footer
 
+from packettracer.automation import publish_state
 from packettracer.screens.base import Panel
 from packettracer.screens.registry import PANEL_NAMES, load_panel
 from packettracer.services.runtime import Runtime
@@ -150,10 +151,23 @@ class PacketTracerApp(App[int]):
             self.runtime.tick(force=True)
         elif not self.fixed_clock:
             self.runtime.tick()
-        self.query_one(StatusBar).show(self.status())
+        bars = self.query(StatusBar)
+        if not bars:
+            return  # shutting down: the widgets are already gone
+        bars.first().show(self.status())
         panel = self.current_panel
         if panel is not None:
             self._refresh_panel(panel)
+        capture = self.runtime.capture
+        publish_state(
+            {
+                "panel": self.current_key,
+                "packets": self.runtime.pipeline.stats.packets,
+                "flows": len(self.runtime.pipeline.flows),
+                "paused": bool(capture and capture.paused),
+                "theme": self.theme,
+            }
+        )
 
     def status(self) -> Status:
         runtime = self.runtime

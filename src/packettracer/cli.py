@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "history": "packettracer.commands.history",
     "trace": "packettracer.commands.trace",
     "agent": "packettracer.commands.agent",
+    "alerts": "packettracer.commands.alerts",
+    "blocklists": "packettracer.commands.blocklists",
 }
 
 
@@ -104,6 +106,14 @@ def build_main_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--theme", help="Textual theme (textual-dark, textual-light, ...)")
     parser.add_argument(
+        "--demo", action="store_true", help="replay a packaged sample capture in a loop (no root)"
+    )
+    web = parser.add_argument_group("web (the dashboard in a browser)")
+    web.add_argument("--serve", action="store_true", help="serve the dashboard over HTTP")
+    web.add_argument("--host", default="127.0.0.1", help="--serve address (default 127.0.0.1)")
+    web.add_argument("--port", type=int, default=8000, help="--serve port (default 8000)")
+    web.add_argument("--serve-token", metavar="TOKEN", help="required when --host is not local")
+    parser.add_argument(
         "-t",
         "--trace",
         action="append",
@@ -154,6 +164,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings.geo.online = True
     if getattr(args, "theme", None):
         settings.ui.theme = args.theme
+    if getattr(args, "demo", False):
+        from packettracer.demo import demo_capture
+
+        cap.read_file = demo_capture()
+        cap.loop = True
+        cap.realtime = True
     for target in getattr(args, "trace", None) or []:
         if target not in settings.trace.targets:
             settings.trace.targets.append(target)
@@ -201,6 +217,10 @@ def _run_dashboard(argv: Sequence[str]) -> int:
         sys.stdout.write(format_interface_list())
         return 0
     settings = settings_from_args(args)
+    if args.serve:
+        from packettracer.web import serve_dashboard
+
+        return serve_dashboard(args.host, args.port, args.serve_token, argv)
     from packettracer.dashboard import run_dashboard
 
     return run_dashboard(settings, args)
