@@ -13,6 +13,7 @@ from packettracer.model.trace import (
     TracePath,
     build_path,
     compare_paths,
+    remote_ends,
     sparkline,
 )
 
@@ -142,3 +143,15 @@ def test_sparkline() -> None:
     assert sparkline([1.0, None, 8.0]) == "▁ █"
     assert sparkline([]) == ""
     assert len(sparkline([1.0] * 50, width=10)) == 10
+
+
+def test_remote_ends() -> None:
+    local = {"192.0.2.2"}
+    pairs = [
+        ("192.0.2.2", "198.51.100.7"),  # outgoing: the destination
+        ("203.0.113.9", "192.0.2.2"),  # incoming: the initiator
+        ("192.0.2.2", "198.51.100.7"),  # duplicates once
+        ("192.0.2.2", "224.0.0.251"),  # multicast: nothing to trace
+        ("192.0.2.2", "255.255.255.255"),
+    ]
+    assert remote_ends(pairs, local) == ["198.51.100.7", "203.0.113.9"]

@@ -5,6 +5,7 @@ command and the store read the results. No I/O here.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import statistics
 from collections import Counter, deque
@@ -545,3 +546,21 @@ class TargetState:
             "changes": [c.to_dict() for c in self.changes],
             "rtt_shifts": [s.to_dict() for s in self.shifts],
         }
+
+
+def remote_ends(pairs: Iterable[tuple[str, str]], local: set[str]) -> list[str]:
+    """The far end of each (src, dst) flow, deduplicated in order: dst, unless dst is one of
+    this host's addresses. Multicast, broadcast and unspecified addresses have no route to trace.
+    """
+    out: list[str] = []
+    for src, dst in pairs:
+        remote = src if dst in local and src not in local else dst
+        try:
+            ip = ipaddress.ip_address(remote)
+        except ValueError:
+            continue
+        if ip.is_multicast or ip.is_unspecified or remote == "255.255.255.255":
+            continue
+        if remote not in out:
+            out.append(remote)
+    return out

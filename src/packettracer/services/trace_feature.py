@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from packettracer.model.trace import TargetState
+from packettracer.model.trace import TargetState, remote_ends
 from packettracer.services.runtime import Runtime
 from packettracer.services.trace_session import TraceSession
 from packettracer.services.tracer import TraceError, TracePermissionError, can_trace
@@ -21,6 +23,18 @@ from packettracer.services.tracer import TraceError, TracePermissionError, can_t
 log = logging.getLogger(__name__)
 
 WARNING_KEY = "trace"
+
+
+@functools.lru_cache(maxsize=1)
+def local_addresses() -> set[str]:
+    """This host's addresses (a flow's end that is one of them is not the remote end)."""
+    try:
+        from packettracer.capture.interfaces import list_interfaces
+
+        interfaces = list_interfaces()
+    except Exception:
+        return set()
+    return {a.split("/")[0] for i in interfaces for a in (*i.ipv4, *i.ipv6)}
 
 
 class TraceFeature:
@@ -86,6 +100,13 @@ class TraceFeature:
                 )
         elif target not in self._queued:
             self._queued.append(target)
+
+    def trace_flows(self, flows: Iterable[Any]) -> list[str]:
+        """Trace the remote ends of `flows` (anything with `src` and `dst`); returns them."""
+        targets = remote_ends(((f.src, f.dst) for f in flows), local_addresses())
+        for target in targets:
+            self.trace(target)
+        return targets
 
     def stop(self, target: str) -> None:
         task = self._tasks.pop(target, None)
