@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "agent": "packettracer.commands.agent",
     "alerts": "packettracer.commands.alerts",
     "blocklists": "packettracer.commands.blocklists",
+    "alerts": "packettracer.commands.alerts",
+    "blocklists": "packettracer.commands.blocklists",
 }
 
 

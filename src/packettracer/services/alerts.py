@@ -320,16 +320,25 @@ def _append_lines(path: str, records: list[dict[str, Any]]) -> None:
 
 
 def load_alert_rows(db_path: str, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
-    """Stored alerts newer than `since`, newest first; [] when there is no database yet."""
-    try:
-        from packettracer.services.store import Repositories, open_database
-    except ImportError:
+    """Stored alerts newer than `since`, newest first, read through a read-only connection;
+    [] when there is no database (yet). Raises StoreError for a database of a newer schema."""
+    from packettracer.services.store import Location, Repositories, StoreError, connect
+    from packettracer.services.store.schema import SCHEMA_VERSION, user_version
+
+    location = Location(db_path)
+    if location.memory or not location.exists():
         return []
-    path = Path(db_path).expanduser()
-    if not path.exists():
-        return []
-    _, conn = open_database(str(path), create=False)
+    conn = connect(location, reader=True)
     try:
+        version = user_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {location} has schema version {version}, newer than this "
+                f"packettracer understands ({SCHEMA_VERSION})",
+                "upgrade packettracer",
+            )
+        if version == 0:
+            return []
         return Repositories().alerts.recent(conn, since, limit=limit)
     finally:
         conn.close()

@@ -141,15 +141,15 @@ def _save(folder: Path, name: str, text: str) -> None:
 
 async def update_lists(
     urls: list[str], directory: str, request_timeout: float = 20.0
-) -> list[tuple[str, str, int]]:
+) -> list[tuple[str, str, int, str]]:
     """Download each URL into the folder.
 
-    Returns (url, file, entries) per list. Raises BlocklistError with one line when offline (no
-    URL reachable); a single failing URL among working ones is reported in its tuple (-1)."""
+    Returns (url, file, entries, error) per list. Raises BlocklistError with one line when offline (no
+    URL reachable); a failing URL among working ones is reported in its tuple (-1 and why)."""
     import httpx
 
     folder = await asyncio.to_thread(_prepare, directory)
-    results: list[tuple[str, str, int]] = []
+    results: list[tuple[str, str, int, str]] = []
     failures: list[str] = []
     async with httpx.AsyncClient(timeout=request_timeout, follow_redirects=True) as client:
         for url in urls:
@@ -159,16 +159,16 @@ async def update_lists(
                 resp.raise_for_status()
             except httpx.HTTPStatusError as exc:
                 failures.append(f"{url}: HTTP {exc.response.status_code}")
-                results.append((url, name, -1))
+                results.append((url, name, -1, failures[-1]))
                 continue
             except httpx.HTTPError as exc:
                 failures.append(f"{url}: {type(exc).__name__} {exc}".strip())
-                results.append((url, name, -1))
+                results.append((url, name, -1, failures[-1]))
                 continue
             text = resp.text
             blocklist = parse_lines(name, text.splitlines())
             await asyncio.to_thread(_save, folder, name, text)
-            results.append((url, name, blocklist.entries))
+            results.append((url, name, blocklist.entries, ""))
     if urls and len(failures) == len(urls):
         raise BlocklistError(
             f"could not fetch any list ({failures[0]})",
