@@ -144,8 +144,9 @@ async def update_lists(
 ) -> list[tuple[str, str, int, str]]:
     """Download each URL into the folder.
 
-    Returns (url, file, entries, error) per list. Raises BlocklistError with one line when offline (no
-    URL reachable); a failing URL among working ones is reported in its tuple (-1 and why)."""
+    Returns (url, file, entries, error) per list. Raises BlocklistError with one line when
+    offline (no URL reachable); a failing URL among working ones is reported in its tuple (-1
+    and why)."""
     import httpx
 
     folder = await asyncio.to_thread(_prepare, directory)
