@@ -432,6 +432,9 @@ class DPIEngine:
         st.confidence = CONF_DPI
         if det.app:
             st.app = det.app
+        name = det.details.get("sni") or det.details.get("http_host")
+        if name and st.app is None:
+            st.app = self.rules.app_for_name(name)
         for key, value in det.details.items():
             if not key.startswith("_"):
                 st.details[key] = value

@@ -53,6 +53,11 @@ PREFIX_RULES: list[tuple[str, bytes, str, str]] = [
     ("udp", b"\xff\xff\xff\xffE", "Source_Engine", "s"),
     ("tcp", b"\x04\xd2\x16\x2f", "PostgreSQL", "c"),
     ("tcp", b'{"id":', "Stratum", "c"),
+    ("tcp", b"WA\x01", "WhatsApp", "c"),
+    ("tcp", b"WA\x02", "WhatsApp", "c"),
+    ("tcp", b"ED\x00\x01", "WhatsApp", "c"),
+    ("udp", b"SpotUdp0", "Spotify", "*"),
+    ("udp", b'{"version": [', "Dropbox", "*"),
 ]
 _SIP_METHODS = (
     b"INVITE sip:",
@@ -266,6 +271,16 @@ _STUN_TYPES = frozenset(
      0x0017, 0x0008, 0x0108, 0x0009, 0x0109, 0x000A, 0x010A, 0x0002, 0x0102, 0x0800,
      0x0801, 0x0802, 0x0803, 0x0804, 0x0805, 0x0806, 0x0807}
 )  # fmt: skip
+# STUN attributes only one application's stack sends.
+_STUN_ATTRIBUTE_APPS: dict[int, str] = {
+    0x4000: "WhatsApp",
+    0x4001: "WhatsApp",
+    0x4002: "WhatsApp",
+    0x8008: "Teams",  # MS-VERSION
+    0x8054: "Teams",  # MS candidate identifier
+    0x8055: "Teams",  # MS-SERVICE-QUALITY
+    0x8070: "Teams",  # MS-IMPLEMENTATION-VERSION
+}
 _STUN_SOFTWARE_APPS = (
     (b"WhatsApp", "WhatsApp"),
     (b"Zoom", "Zoom"),
@@ -296,8 +311,8 @@ def parse_stun(data: bytes) -> Detection | None:
             for needle, app in _STUN_SOFTWARE_APPS:
                 if needle in value:
                     det.app = app
-        elif atype == 0x0006 and b":" in value and det.app is None:  # USERNAME
-            pass
+        elif atype in _STUN_ATTRIBUTE_APPS and det.app is None:
+            det.app = _STUN_ATTRIBUTE_APPS[atype]
         pos += 4 + alen + (-alen % 4)
     return det
 
@@ -400,6 +415,35 @@ def _netbios_dgm(data: bytes, sport: int, dport: int, forward: bool) -> Detectio
     return None
 
 
+def _discord(data: bytes, sport: int, dport: int, forward: bool) -> Detection | None:
+    # Discord voice IP discovery: type 1 (request) or 2 (response), length 70, SSRC, address.
+    if len(data) == 74 and data[0:4] in (b"\x00\x01\x00\x46", b"\x00\x02\x00\x46"):
+        return Detection("Discord")
+    return None
+
+
+def _gquic(data: bytes, sport: int, dport: int, forward: bool) -> Detection | None:
+    # Google QUIC (Q0xx) with a cleartext CHLO: public flags with version and 8-byte CID.
+    if not (data[0] & 0x09 == 0x09 and len(data) > 40 and data[9] == 0x51):
+        return None
+    pos = data.find(b"CHLO", 10, 64)
+    det = Detection("QUIC", {"quic_version": data[9:13].decode("ascii", "replace")})
+    if pos < 0:
+        return det
+    (count,) = unpack_from("<H", data, pos + 4)
+    base = pos + 8 + 8 * count
+    start = 0
+    for i in range(min(count, 64)):
+        tag = data[pos + 8 + 8 * i : pos + 12 + 8 * i]
+        (end,) = unpack_from("<I", data, pos + 12 + 8 * i)
+        if tag == b"SNI\x00":
+            det.details["sni"] = data[base + start : base + end].decode("ascii", "replace")
+        elif tag == b"UAID":
+            det.details["user_agent"] = data[base + start : base + end].decode("ascii", "replace")
+        start = end
+    return det
+
+
 def _syslog(data: bytes, sport: int, dport: int, forward: bool) -> Detection | None:
     if dport == 514 and data[0] == 0x3C and re.match(rb"<\d{1,3}>", data):
         return Detection("Syslog")
@@ -409,6 +453,8 @@ def _syslog(data: bytes, sport: int, dport: int, forward: bool) -> Detection | N
 UdpDetector = Callable[[bytes, int, int, bool], Detection | None]
 UDP_DETECTORS: list[UdpDetector] = [
     _dns_udp,
+    _gquic,
+    _discord,
     _dhcp,
     _dhcpv6,
     _ntp,
