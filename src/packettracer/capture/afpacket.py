@@ -106,6 +106,8 @@ class AfPacketSource:
         """What the kernel says it passed the filter (delivered plus dropped)."""
         self.finished = False
         self.error: str | None = None
+        self.link_down = False
+        """The kernel said the interface went down (capture resumes when it is up again)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -267,7 +269,9 @@ class AfPacketSource:
                     self._read_stats()
                     next_stats = now + 0.5
                 # The timeout lets stop() end the thread even when no packet comes.
-                poller.poll(100)
+                for _fd, event in poller.poll(100):
+                    if event & select.POLLERR and not self._socket_error():
+                        return
                 continue
             batch = walk(queue, batch, base + first, num_pkts)
             set_status(ring, base + BLOCK_HDR_OFFSET, TP_STATUS_KERNEL)
@@ -277,6 +281,24 @@ class AfPacketSource:
                 next_stats = time.monotonic() + 0.5
         if batch:
             self._offer(queue, batch)
+
+    def _socket_error(self) -> bool:
+        """Read (and so clear) the socket's pending error; False when capture cannot go on.
+
+        The kernel flags ENETDOWN when the interface goes down; the socket keeps working once it
+        is up again. When the interface is deleted, nothing will ever arrive: stop with a reason.
+        """
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if self.ifindex:
+            try:
+                gone = socket.if_nametoindex(self.interface) != self.ifindex
+            except OSError:
+                gone = True
+            if gone:
+                self.error = f"interface {self.interface} went away"
+                return False
+        self.link_down = err == errno.ENETDOWN
+        return True
 
     def _offer(self, queue: BatchQueue, batch: Batch) -> None:
         # `received` counts frames handed over; the queue counts the ones it had to drop.
