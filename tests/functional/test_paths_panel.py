@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from conftest import is_root
-from functional.dashboard_helpers import dashboard_settings, make_app, wait_for
+from functional.dashboard_helpers import dashboard_settings, make_app, replayed, wait_for
 from rich.text import Text
 from textual.widgets import DataTable
 
 from packettracer.model.trace import ProbeReply, TargetState
 from packettracer.screens.paths import PathsPanel
+from packettracer.screens.traffic import TrafficPanel
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root (raw sockets for tracing)")
 
@@ -94,3 +96,27 @@ async def test_route_change_is_highlighted_in_history() -> None:
         start = plain.index("10.0.9.1")
         styles = [str(span.style) for span in history.spans if span.start <= start < span.end]
         assert any("yellow" in s for s in styles)
+
+
+async def test_enter_in_traffic_traces_the_remote_end(tmp_path: Path) -> None:
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    # A capture whose only flow goes to another loopback address: the trace stays on this host.
+    pcap = tmp_path / "loop.pcap"
+    syn = Ether() / IP(src="127.0.0.1", dst="127.0.0.2") / TCP(sport=40000, dport=80, flags="S")
+    wrpcap(str(pcap), [syn])
+    settings = _settings()
+    settings.capture.read_file = str(pcap)
+    app = make_app(pcap, panel="1", settings=settings)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await replayed(pilot)
+        feature = app.runtime.features["trace"]
+        traffic = app.query_one(TrafficPanel)
+        await wait_for(pilot, lambda: len(traffic.shown) == 1)
+        traffic.table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(s.rounds for s in feature.targets))
+        assert [s.target for s in feature.targets] == ["127.0.0.2"]
+        assert "tracing 127.0.0.2" in traffic.message
+        state = feature.targets[0]
+        assert [h.address for h in state.hop_list()] == ["127.0.0.2"]

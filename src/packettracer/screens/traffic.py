@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from packettracer.model.flow_view import DestinationGroup, FlowView
 from packettracer.model.flows import Flow
@@ -55,6 +55,7 @@ class TrafficPanel(Panel):
         Binding("f", "cycle_proto", "Proto"),
         Binding("s", "cycle_sort", "Sort"),
         Binding("g", "toggle_grouped", "Dests"),
+        Binding("enter", "trace_flows", "Trace"),
     ]
 
     DEFAULT_CSS = """
@@ -202,6 +203,21 @@ class TrafficPanel(Panel):
         return [item] if item is not None else []
 
     # -- actions ----------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # The table consumes Enter itself and reports it as a selected row.
+        event.stop()
+        self.action_trace_flows()
+
+    def action_trace_flows(self) -> None:
+        """Enter: trace the remote ends of the selected flows (or of the one under the cursor)."""
+        tracer = self.runtime.features.get("trace")
+        if tracer is None:
+            self.message = "tracing is not available here"
+        else:
+            targets = tracer.trace_flows(self.selected_flows())
+            self.message = f"tracing {', '.join(targets)} (panel 2)" if targets else ""
+        self.invalidate()
 
     def action_toggle_select(self) -> None:
         item = self.cursor_item()
