@@ -8,15 +8,22 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from packettracer.services.store.agents import AgentRepository
 from packettracer.services.store.alerts import AlertRepository
 from packettracer.services.store.base import Repository, Row
-from packettracer.services.store.db import Location, StoreError, check_writable, connect
+from packettracer.services.store.db import (
+    Location,
+    StoreError,
+    check_writable,
+    connect,
+    unusable,
+)
 from packettracer.services.store.dns import DnsRepository
 from packettracer.services.store.flows import FlowRepository
 from packettracer.services.store.hosts import HostNameRepository, HostRepository
-from packettracer.services.store.schema import SCHEMA_VERSION, migrate
+from packettracer.services.store.schema import SCHEMA_VERSION, migrate, newer_schema
 from packettracer.services.store.traces import TraceRepository
 
 Handler = Callable[[sqlite3.Connection, list[Row]], int]
@@ -81,6 +88,8 @@ def open_database(
     if not create and not location.exists():
         raise StoreError(f"database {location}: no such file (nothing recorded there yet)")
     location.prepare_folder()
+    if location.path is not None and location.path.exists():
+        _refuse_newer(location, location.path)
     new_file = location.memory or (location.path is not None and not location.path.exists())
     conn = connect(location, fresh=new_file)
     if new_file and location.path is not None:
@@ -96,6 +105,23 @@ def open_database(
         conn.close()
         raise
     return location, conn
+
+
+def _refuse_newer(location: Location, path: Path) -> None:
+    """Read the schema version without writing anything (switching to WAL rewrites the header),
+    so that a database from a newer packettracer is left byte-for-byte untouched."""
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise unusable(location, str(exc)) from None
+    try:
+        version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return  # connect() turns this into its one-line error
+    finally:
+        probe.close()
+    if version > SCHEMA_VERSION:
+        raise newer_schema(location, version)
 
 
 __all__ = [

@@ -138,13 +138,17 @@ def connect(location: Location, *, reader: bool = False, fresh: bool = False) ->
 
 def check_writable(location: Location, conn: sqlite3.Connection) -> None:
     """Take and release the write lock once, so a read-only file fails at start, not later."""
+    # A lock held by another process must not delay the start: wait briefly, not the full
+    # busy timeout (the writer retries its batches anyway).
+    conn.execute("PRAGMA busy_timeout = 100")
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
     except sqlite3.Error as exc:
-        if is_busy(exc):
-            return  # another process writes right now: the writer retries, that is fine
-        raise unusable(location, _reason(exc)) from None
+        if not is_busy(exc):
+            raise unusable(location, _reason(exc)) from None
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def _reason(exc: sqlite3.Error) -> str:

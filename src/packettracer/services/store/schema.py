@@ -131,6 +131,14 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def newer_schema(location: Location, version: int) -> StoreError:
+    return StoreError(
+        f"database {location} has schema version {version}, newer than this "
+        f"packettracer understands ({SCHEMA_VERSION}); it was left untouched",
+        "upgrade packettracer, or use --db PATH for another file",
+    )
+
+
 def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -147,11 +155,7 @@ def migrate(
     except sqlite3.DatabaseError as exc:
         raise unusable(location, str(exc)) from None
     if current > SCHEMA_VERSION:
-        raise StoreError(
-            f"database {location} has schema version {current}, newer than this "
-            f"packettracer understands ({SCHEMA_VERSION}); it was left untouched",
-            "upgrade packettracer, or use --db PATH for another file",
-        )
+        raise newer_schema(location, current)
     for version in range(current + 1, target + 1):
         try:
             conn.execute("BEGIN IMMEDIATE")

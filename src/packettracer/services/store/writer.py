@@ -13,17 +13,18 @@ moments.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from packettracer.services.store import KINDS, Repositories, Row
 from packettracer.services.store.base import Repository
-from packettracer.services.store.db import Location, is_busy, is_disk_full
+from packettracer.services.store.db import BUSY_TIMEOUT_MS, Location, is_busy, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -396,9 +397,10 @@ class StoreWriter:
         cutoff = time.time() - self.retention_days * DAY
         conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            deleted = repo.delete_older(conn, cutoff, self.retention_batch)
-            conn.execute("COMMIT")
+            with self._short_busy_timeout():
+                conn.execute("BEGIN IMMEDIATE")
+                deleted = repo.delete_older(conn, cutoff, self.retention_batch)
+                conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             try:
                 conn.execute("ROLLBACK")
@@ -413,13 +415,24 @@ class StoreWriter:
         # A pause between small deletes keeps readers and new rows flowing.
         self._retention_next_step = time.monotonic() + self.retention_pause
 
+    @contextlib.contextmanager
+    def _short_busy_timeout(self) -> Iterator[None]:
+        """Housekeeping gives way at once when another process holds the lock: it must never
+        keep new rows waiting for the full busy timeout."""
+        self.conn.execute("PRAGMA busy_timeout = 50")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     def _vacuum_step(self) -> None:
         try:
             free = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
             if free <= 0:
                 return
             # executescript steps the pragma to completion; execute() would free one page.
-            self.conn.executescript("PRAGMA incremental_vacuum(256);")
+            with self._short_busy_timeout():
+                self.conn.executescript("PRAGMA incremental_vacuum(256);")
             left = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
             self.vacuumed_pages += max(free - left, 0)
         except sqlite3.DatabaseError as exc:
