@@ -29,6 +29,7 @@ from system.netlab.topology import (
 )
 
 from packettracer.config import TraceSettings
+from packettracer.services.alerts import AlertService
 from packettracer.services.trace_session import TraceSession, options_from
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -184,31 +185,11 @@ async def test_rtt_rise_on_delayed_link(topo: Topology) -> None:
         session.close()
 
 
-class _Alerts:
-    """Collects what the session raises, with the alert engine's raise_alert signature."""
-
-    def __init__(self) -> None:
-        self.raised: list[dict[str, Any]] = []
-
-    def raise_alert(
-        self,
-        kind: str,
-        severity: str,
-        title: str,
-        entities: Any = None,
-        evidence: Any = None,
-        *,
-        ts: float | None = None,
-        source: str = "",
-    ) -> None:
-        self.raised.append({"kind": kind, "title": title, "evidence": evidence})
-
-
 async def test_route_change_detected_and_stored(topo: Topology, tmp_path: Any) -> None:
     store_mod = pytest.importorskip("packettracer.services.store", reason="store not present")
     _, conn = store_mod.open_database(str(tmp_path / "trace.db"))
     repo = store_mod.Repositories().traces
-    alerts = _Alerts()
+    alerts = AlertService()  # the real alert engine service, without outputs
     settings = TraceSettings(probes=2, timeout=0.5)
     session = await _session(
         topo,
@@ -235,7 +216,10 @@ async def test_route_change_detected_and_stored(topo: Topology, tmp_path: Any) -
         (3, "10.201.2.2", "10.201.23.2"),
         (4, None, "10.201.2.2"),
     ]
-    assert [a["kind"] for a in alerts.raised] == ["route.change"]
+    raised = alerts.engine.sorted()
+    assert [a.kind for a in raised] == ["route.change"]
+    assert raised[0].entities == {"target": B_V4, "dst": B_V4}
+    assert raised[0].evidence["new_hop_count"] == 4
     rows = repo.history(conn, target=B_V4)
     conn.close()
     assert len(rows) == 2
