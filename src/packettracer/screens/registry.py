@@ -10,7 +10,10 @@ from packettracer.screens.base import Panel
 PANELS: dict[str, tuple[str, str]] = {
     "1": ("traffic", "packettracer.screens.traffic:TrafficPanel"),
     "2": ("paths", "packettracer.screens.paths:PathsPanel"),
+    "4": ("analysis", "packettracer.screens.analysis:AnalysisPanel"),
+    "5": ("ports", "packettracer.screens.ports:PortsPanel"),
     "7": ("relay", "packettracer.screens.relay:RelayPanel"),
+    "0": ("dpi", "packettracer.screens.dpi:DpiPanel"),
 }
 
 PANEL_NAMES = {

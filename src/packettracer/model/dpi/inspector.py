@@ -17,6 +17,7 @@ from packettracer.model.dpi.rules import Rules, rules
 from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
+_UNSPECIFIED = frozenset({"0.0.0.0", "::"})
 SERVER_BUFFER = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
@@ -118,10 +119,11 @@ class DPIEngine:
         proto = pkt.proto
         if proto == TCP and pkt.tcp_flags & SYN:
             self._syn(pkt, flow, forward)
-        if pkt.ttl:
-            sig = self.ttl.see(flow.src if forward else flow.dst, pkt.ttl)
+        sender = flow.src if forward else flow.dst
+        if pkt.ttl and sender not in _UNSPECIFIED:
+            sig = self.ttl.see(sender, pkt.ttl)
             if sig is not None:
-                self._host_signal(flow.src if forward else flow.dst, sig)
+                self._host_signal(sender, sig)
         if st.done:
             return
         payload = pkt.payload
@@ -443,8 +445,12 @@ class DPIEngine:
         elif det.protocol == "DHCP":
             params = det.details.get("dhcp_params", "")
             vendor = det.details.get("dhcp_vendor", "")
-            if params or vendor:
-                self._host(flow.src).dhcp[f"{params}|{vendor}"] += 1
+            # A client without an address yet (0.0.0.0) is known by the address it asks for.
+            host = flow.src
+            if host in ("0.0.0.0", "::"):
+                host = det.details.get("dhcp_requested_ip") or ""
+            if (params or vendor) and host:
+                self._host(host).dhcp[f"{params}|{vendor}"] += 1
         if "malformed" in det.details:
             st.signals.append(signal("malformed", what=det.protocol))
         if det.protocol not in _MORE_AFTER:

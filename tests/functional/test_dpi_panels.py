@@ -1,0 +1,60 @@
+"""The Analysis (4), Ports (5) and DPI (0) panels over a real capture (tests/data/android.pcap),
+driven with Textual's pilot: the keys show them, their tables hold what the DPI found."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from tests.functional.dashboard_helpers import make_app, replayed, wait_for
+
+SIZE = (180, 50)
+
+
+def column(table: DataTable[Text], index: int) -> list[str]:
+    return [table.get_row_at(i)[index].plain for i in range(table.row_count)]
+
+
+async def test_analysis_panel_shows_categories_apps_and_encrypted_share() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        await pilot.press("4")
+        cats = app.query_one("#analysis-categories", DataTable)
+        await wait_for(pilot, lambda: cats.row_count > 0)
+        names = column(cats, 0)
+        assert "web" in names and "dns" in names
+        apps = column(app.query_one("#analysis-apps", DataTable), 0)
+        assert "Google" in apps
+        summary = str(app.query_one("#analysis-summary", Static).render())
+        assert "Encrypted" in summary and "Unknown traffic" in summary
+
+
+async def test_ports_panel_lists_ports_services_and_scan_view() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        await pilot.press("5")
+        ports = app.query_one("#ports-table", DataTable)
+        await wait_for(pilot, lambda: ports.row_count > 0)
+        assert "443" in column(ports, 1)
+        assert "TLS" in column(app.query_one("#ports-services", DataTable), 0)
+        scanners = app.query_one("#ports-scanners", DataTable)
+        assert scanners.row_count >= 1
+
+
+async def test_dpi_panel_explains_os_and_flows() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        await pilot.press("0")
+        flows = app.query_one("#dpi-flows", DataTable)
+        await wait_for(pilot, lambda: flows.row_count > 0)
+        assert any(v.startswith("t13") or v.startswith("t12") for v in column(flows, 3))
+        hosts = app.query_one("#dpi-hosts", DataTable)
+        assert hosts.row_count >= 1
+        hosts.focus()
+        await pilot.press("down", "up")
+        await pilot.pause()
+        detail = str(app.query_one("#dpi-detail", Static).render())
+        assert any(source in detail for source in ("p0f", "ttl", "user-agent", "dhcp"))
