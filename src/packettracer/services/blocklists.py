@@ -48,7 +48,7 @@ class BlocklistService:
 
     def __init__(self, directory: str, db: ReputationDB | None = None) -> None:
         self.directory = Path(directory).expanduser()
-        self.db = db or ReputationDB()
+        self.db = db if db is not None else ReputationDB()
         self._seen: dict[Path, tuple[float, int]] = {}
         self.load_seconds = 0.0
         self.errors: list[str] = []
