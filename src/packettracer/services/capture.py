@@ -70,18 +70,21 @@ class CaptureService:
 
     async def _drain(self) -> None:
         feed = self.pipeline.feed
+        # The slice is measured across rounds and checked after every batch: a source that
+        # refills the queue as fast as we drain it must still let the UI run every SLICE.
+        start = time.monotonic()
         while True:
             batches = self.queue.drain(16)
             if not batches:
                 return
-            start = time.monotonic()
             for batch in batches:
                 if self.paused:
                     self.paused_dropped += len(batch)
-                    continue
-                feed(batch)
-            if time.monotonic() - start > SLICE:
-                await asyncio.sleep(0)
+                else:
+                    feed(batch)
+                if time.monotonic() - start > SLICE:
+                    await asyncio.sleep(0)
+                    start = time.monotonic()
 
     def stop(self) -> None:
         if self._started:
