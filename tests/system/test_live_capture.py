@@ -204,6 +204,38 @@ def test_namespace_pair_with_filter(backend: str) -> None:
     assert result["packets"] == result["received"] >= 2 * COUNT + 5
 
 
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vlan_tags_are_put_back(backend: str) -> None:
+    """The receiving kernel moves 802.1Q tags into packet metadata; the frames we hand on carry
+    them again, so flows know their VLAN."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    udp_port = 40253
+    with ns_pair() as pair:
+        frame = bytes(
+            Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b")
+            / Dot1Q(vlan=100)
+            / IP(src=pair.ip_a, dst=pair.ip_b)
+            / UDP(sport=40254, dport=udp_port)
+            / b"tagged"
+        )
+        capture = ns_capture(pair.b, pair.veth_b, backend, "vlan 100 and udp")
+        code = (
+            "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+            f"s.bind(({pair.veth_a!r}, 0))\n"
+            f"for i in range({COUNT}): s.send(bytes.fromhex({frame.hex()!r}))"
+        )
+        subprocess.run(["ip", "netns", "exec", pair.a, sys.executable, "-c", code], check=True)
+        result = finish(capture)
+    flow = one_flow(result["flows"], "udp", udp_port)
+    assert flow.get("vlan") == 100, flow
+    assert (flow["src"], flow["dst"]) == (pair.ip_a, pair.ip_b)
+    assert (flow["packets_fwd"], flow["packets_rev"]) == (COUNT, 0)
+    assert flow["bytes_fwd"] == COUNT * len(frame)
+
+
 WATCH = """
 import sys, time
 from packettracer.capture.afpacket import AfPacketSource

@@ -9,6 +9,7 @@ the pipeline in batches through the bounded `BatchQueue`.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import select
@@ -152,7 +153,11 @@ class AfPacketSource:
         try:
             sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             if program is not None and not self.cooked:
-                program.attach(sock)
+                live = live_filter_code(program.expression, self.interface, self.linktype)
+                if live is not None:
+                    attach_code(sock, live)
+                else:
+                    program.attach(sock)
             frames_per_block = self.block_size // FRAME_SIZE
             req = struct.pack(
                 "=7I",
@@ -366,3 +371,44 @@ def _reinsert_vlan(
         tpid = U16.unpack_from(ring, offset + VLAN_TPID_OFFSET)[0] or 0x8100
     tag = struct.pack(">HH", tpid, tci)
     return data[:12] + tag + data[12:], wirelen + 4
+
+
+SO_ATTACH_FILTER = 26
+
+
+def live_filter_code(expression: str, interface: str, linktype: int) -> bytes | None:
+    """The filter compiled by libpcap for a live handle on `interface`, as raw instructions.
+
+    A live Linux handle lets libpcap use the kernel's ancillary loads: the kernel moves 802.1Q tags
+    out of the frame before filters run, so `vlan 100` only works in the kernel when compiled
+    this way (a "dead" handle compiles a test on the frame's bytes, which never matches).
+    None when libpcap cannot open the interface; the caller then uses the portable program.
+    """
+    try:
+        from scapy.arch.common import bpf_program
+        from scapy.libs import winpcapy as pcap
+    except (ImportError, OSError):
+        return None
+    err = ctypes.create_string_buffer(pcap.PCAP_ERRBUF_SIZE)
+    handle = pcap.pcap_open_live(interface.encode(), 65535, 0, 0, err)
+    if not handle:
+        return None
+    try:
+        if pcap.pcap_datalink(handle) != linktype:
+            return None
+        prog = bpf_program()
+        if pcap.pcap_compile(handle, ctypes.byref(prog), expression.encode(), 1, -1) != 0:
+            return None
+        try:
+            return ctypes.string_at(prog.bf_insns, prog.bf_len * 8)
+        finally:
+            pcap.pcap_freecode(ctypes.byref(prog))
+    finally:
+        pcap.pcap_close(handle)
+
+
+def attach_code(sock: socket.socket, code: bytes) -> None:
+    """SO_ATTACH_FILTER with raw BPF instructions (struct sock_fprog {len; *filter})."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HL", len(code) // 8, ctypes.addressof(insns))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)

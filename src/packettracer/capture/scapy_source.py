@@ -16,7 +16,12 @@ import threading
 import time
 from typing import Any
 
-from packettracer.capture.afpacket import PACKET_OUTGOING, permission_error
+from packettracer.capture.afpacket import (
+    PACKET_OUTGOING,
+    attach_code,
+    live_filter_code,
+    permission_error,
+)
 from packettracer.capture.bpf import BpfProgram
 from packettracer.capture.interfaces import ANY, hardware_type, is_loopback, link_type
 from packettracer.capture.pcapfile import Frame
@@ -141,7 +146,11 @@ class ScapySource:
                 except OSError:
                     continue
             if program is not None:
-                program.attach(ins)
+                live = live_filter_code(program.expression, interface, linktype)
+                if live is not None:
+                    attach_code(ins, live)
+                else:
+                    program.attach(ins)
                 _flush(ins)
         self._ins = ins
         self._lock = threading.Lock()
