@@ -15,8 +15,9 @@ from conftest import is_root, packettracer_cmd
 
 
 def run(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    # -n: in the host's namespace no reverse lookups may leave the machine.
     return subprocess.run(
-        [*prefix, *packettracer_cmd(), "trace", "--no-history", *args],
+        [*prefix, *packettracer_cmd(), "trace", "--no-history", "-n", *args],
         capture_output=True,
         text=True,
         timeout=60,

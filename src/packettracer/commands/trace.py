@@ -14,6 +14,7 @@ from typing import Any
 from packettracer.config import Settings
 from packettracer.errors import UsageError
 from packettracer.model.trace import TargetState
+from packettracer.services.runtime import Runtime
 from packettracer.services.trace_session import TraceSession, options_from
 from packettracer.services.tracer import PROTOS, TraceError, TracePermissionError, can_trace
 
@@ -135,13 +136,17 @@ async def _trace(
         timeout=args.timeout,
     )
     record: Callable[[dict[str, Any]], Any] | None = history.record if history else None
+    runtime, resolution = _resolution(settings)
     session = TraceSession(
         settings.trace,
+        resolution=resolution,
         record=record,
         history=history.rows if history else None,
     )
     rounds = args.rounds if args.rounds is not None else settings.trace.rounds
     try:
+        if runtime is not None:
+            runtime.start()
         for target in args.targets:
             try:
                 await session.add(target, options)
@@ -151,9 +156,42 @@ async def _trace(
                 if len(args.targets) == 1:
                     raise
         await session.run_rounds(rounds)
+        if resolution is not None:
+            # Reverse lookups queued during the rounds: give them a moment to land.
+            await _settle_names(resolution)
+            session.refresh_hop_info()
     finally:
         session.close()
+        if runtime is not None:
+            await runtime.stop()
     return session
+
+
+def _resolution(settings: Settings) -> tuple[Runtime | None, Any]:
+    """Hop names, AS and country come from the resolution feature, run here on its own (no
+    capture). -n leaves it out."""
+    if not settings.resolve.enabled:
+        return None, None
+    try:
+        from packettracer.services.resolution_feature import create_resolution_feature
+    except ImportError:
+        return None, None
+    runtime = Runtime(settings)
+    try:
+        feature = create_resolution_feature(runtime, "dashboard")
+        feature.attach(runtime)
+    except Exception as exc:
+        log.warning("no hop names: %s", exc)
+        return None, None
+    runtime.features[feature.name] = feature
+    return runtime, feature
+
+
+async def _settle_names(resolution: Any, seconds: float = 1.0) -> None:
+    rdns = getattr(resolution, "rdns", None)
+    drain = getattr(rdns, "drain", None)
+    if rdns is not None and getattr(rdns, "enabled", False) and callable(drain):
+        await drain(seconds)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

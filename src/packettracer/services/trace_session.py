@@ -58,30 +58,23 @@ class HopInfo:
 
 
 def hop_info(resolution: Any, address: str) -> HopInfo:
-    """Name, AS and country of a hop from the resolution feature, whatever it has now (it never
-    waits for the network: answers that are not there yet fill in on a later round)."""
+    """Name, AS and country of a hop from the resolution feature's caches (it never waits for
+    the network: a reverse lookup or geo answer that is not there yet fills in on a later
+    round). Names: learned from DNS/SNI first, then PTR."""
     info = HopInfo()
     if resolution is None:
         return info
     try:
-        for attr in ("name_for", "hostname", "lookup_name", "peek_name"):
-            fn = getattr(resolution, attr, None)
-            if callable(fn):
-                name = fn(address)
-                if isinstance(name, str) and name:
-                    info.name = name
-                    break
-        geo = None
-        for attr in ("geo_for", "lookup_geo"):
-            fn = getattr(resolution, attr, None)
-            if callable(fn):
-                geo = fn(address)
-                break
+        names = getattr(resolution, "names", None)
+        entry = names.best(address) if names is not None else None
+        if entry is not None:
+            info.name = entry.name
         else:
-            service = getattr(resolution, "geo", None)
-            lookup = getattr(service, "lookup", None)
-            if callable(lookup):
-                geo = lookup(address)
+            rdns = getattr(resolution, "rdns", None)
+            if rdns is not None and getattr(rdns, "enabled", False):
+                info.name = rdns.lookup(address)
+        geo_service = getattr(resolution, "geo", None)
+        geo = geo_service.lookup(address) if geo_service is not None else None
         if geo is not None:
             info.asn = getattr(geo, "asn", None)
             info.as_name = getattr(geo, "as_org", None) or getattr(geo, "isp", None)
@@ -241,6 +234,12 @@ class TraceSession:
         path, change, shift = state.apply_round(
             result.sent, result.replies, result.probed_ttls, time.time(), asn_of
         )
+        self._fill(state, infos)
+        await self._publish(path, state, change, shift, result.started)
+        return path, change, shift
+
+    @staticmethod
+    def _fill(state: TargetState, infos: dict[str, HopInfo]) -> None:
         for hop in state.hops.values():
             info = infos.get(hop.address or "")
             if info is not None:
@@ -248,8 +247,12 @@ class TraceSession:
                 hop.asn = info.asn or hop.asn
                 hop.as_name = info.as_name or hop.as_name
                 hop.country = info.country or hop.country
-        await self._publish(path, state, change, shift, result.started)
-        return path, change, shift
+
+    def refresh_hop_info(self) -> None:
+        """Ask the resolution caches again (answers that arrived since the last round)."""
+        for state in self.targets.values():
+            addresses = {h.address for h in state.hops.values() if h.address}
+            self._fill(state, {a: hop_info(self.resolution, a) for a in addresses})
 
     async def _publish(
         self,
