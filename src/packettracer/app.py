@@ -220,8 +220,9 @@ class PacketTracerApp(App[int]):
         settle the rates and refresh once more."""
         capture = self.runtime.capture
         if capture is not None:
-            # A finite source (a file) is replayed to its end; a live one for `timeout`.
-            is_file = hasattr(capture.source, "path")
+            # A finite source (a file) is replayed to its end; a live one, or a file replayed
+            # in a loop (the demo), for `live_seconds`.
+            is_file = hasattr(capture.source, "path") and not getattr(capture.source, "loop", False)
             try:
                 if is_file:
                     await capture.done.wait()
