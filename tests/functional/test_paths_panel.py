@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import is_root
-from functional.dashboard_helpers import dashboard_settings, make_app, replayed, wait_for
 from rich.text import Text
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
+from packettracer.app import PacketTracerApp
+from packettracer.config import Settings
+from packettracer.dashboard import build_runtime
 from packettracer.model.trace import ProbeReply, TargetState
 from packettracer.screens.paths import PathsPanel
 from packettracer.screens.traffic import TrafficPanel
@@ -18,13 +23,50 @@ from packettracer.screens.traffic import TrafficPanel
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root (raw sockets for tracing)")
 
 
-def _settings(*targets: str):  # type: ignore[no-untyped-def]
-    settings = dashboard_settings()
+DATA = Path(__file__).resolve().parents[1] / "data"
+PINGS = DATA / "5-pings.pcap"
+
+
+def _settings(*targets: str) -> Settings:
+    settings = Settings()
+    settings.capture.read_file = str(PINGS)
+    # Nothing on disk, nothing online: these tests look at tracing, not at persistence.
+    settings.store.db_path = ":memory:"
+    settings.resolve.enabled = False
+    settings.resolve.offline = True
     settings.trace.targets = list(targets)
     settings.trace.interval = 0.1
     settings.trace.timeout = 0.3
     settings.trace.probes = 2
     return settings
+
+
+def make_app(
+    path: Path | None = None, panel: str = "1", settings: Settings | None = None
+) -> PacketTracerApp:
+    settings = settings or _settings()
+    if path is not None:
+        settings.capture.read_file = str(path)
+    return PacketTracerApp(build_runtime(settings), panel=panel)
+
+
+async def replayed(pilot: Pilot[object]) -> None:
+    app = pilot.app
+    assert isinstance(app, PacketTracerApp)
+    await app.settle()
+    await pilot.pause()
+
+
+async def wait_for(
+    pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 20.0
+) -> None:
+    """Let the app run until `condition()` holds (a state, not a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not reached within {seconds}s")
+        await pilot.pause(0.02)
 
 
 def _cells(table: DataTable[Text], row: int) -> list[str]:
@@ -120,3 +162,23 @@ async def test_enter_in_traffic_traces_the_remote_end(tmp_path: Path) -> None:
         assert "tracing 127.0.0.2" in traffic.message
         state = feature.targets[0]
         assert [h.address for h in state.hop_list()] == ["127.0.0.2"]
+
+
+async def test_dashboard_traces_are_stored(tmp_path: Path) -> None:
+    from packettracer.services.store import Repositories, open_database
+
+    settings = _settings("127.0.0.1")
+    settings.store.db_path = str(tmp_path / "paths.db")
+    app = make_app(panel="2", settings=settings)
+    async with app.run_test(size=(160, 40)) as pilot:
+        feature = app.runtime.features["trace"]
+        await wait_for(pilot, lambda: sum(s.rounds for s in feature.targets) >= 2)
+    # Leaving the app stops the runtime, and the store's writer drains.
+    _, conn = open_database(settings.store.db_path)
+    try:
+        rows = Repositories().traces.history(conn, target="127.0.0.1")
+    finally:
+        conn.close()
+    assert len(rows) >= 2
+    assert all([h["ip"] for h in r["hops"]] == ["127.0.0.1"] for r in rows)
+    assert all(r["reached"] and r["method"] == "icmp" for r in rows)

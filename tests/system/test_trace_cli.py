@@ -96,7 +96,7 @@ def _snapshot_as_nobody(
             "-t",
             "127.0.0.1",
             "-r",
-            str(data_dir / "android.pcap"),
+            str(data_dir / "5-pings.pcap"),
             "--db",
             ":memory:",
             "-n",
