@@ -11,13 +11,17 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import ContentSwitcher, Footer
 
 from packettracer.automation import publish_state
+from packettracer.capture.pcapfile import Frame
 from packettracer.screens.base import Panel
+from packettracer.screens.exporting import panel_rows
 from packettracer.screens.registry import PANEL_NAMES, load_panel
+from packettracer.services.export import export_path, write_pcapng, write_rows
 from packettracer.services.runtime import Runtime
 from packettracer.widgets.status_bar import Status, StatusBar
 
@@ -50,6 +54,9 @@ class PacketTracerApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(k, f"show_panel('{k}')", PANEL_NAMES[k].title(), show=False) for k in PANEL_KEYS),
         Binding("p", "toggle_pause", "Pause"),
+        Binding("e", "export('csv')", "Export"),
+        Binding("E", "export('json')", "Export JSON", show=False),
+        Binding("w", "write_pcapng", "pcapng"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -70,6 +77,8 @@ class PacketTracerApp(App[int]):
         self.panels: dict[str, Panel] = {}
         self.current_key: str | None = None
         self.snapshot_written: str | None = None
+        self.last_export: str | None = None
+        """The file the last export wrote (shown in a notification)."""
         self._started = False
         self.theme = self.settings.ui.theme
 
@@ -208,6 +217,53 @@ class PacketTracerApp(App[int]):
         if capture is not None:
             capture.paused = not capture.paused
             self.refresh_now()
+
+    def action_export(self, fmt: str) -> None:
+        """Write the current panel's rows (the selected flows, if any) to a file."""
+        panel = self.current_panel
+        rows = panel_rows(panel) if panel is not None else []
+        if not rows:
+            self.notify("Nothing to export on this panel", severity="warning")
+            return
+        name = panel.PANEL_ID if panel is not None else "panel"
+        self._write_rows(name, rows, fmt)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_rows(self, name: str, rows: list[dict[str, object]], fmt: str) -> None:
+        try:
+            path = export_path(self.settings.ui.export_dir, name, fmt)
+            count = write_rows(path, rows, fmt)
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"Export failed: {exc}", severity="error")
+            return
+        self.last_export = str(path)
+        self.call_from_thread(self.notify, f"{count} rows written to {path}")
+
+    def action_write_pcapng(self) -> None:
+        """Write the kept packets of the selected flows (or the one under the cursor)."""
+        ring_feature = self.runtime.features.get("packet_ring")
+        traffic = self.panels.get("1")
+        selected = getattr(traffic, "selected_flows", None)
+        flows = selected() if callable(selected) else []
+        if ring_feature is None or not flows:
+            self.notify("Select flows in the Traffic panel first (Space)", severity="warning")
+            return
+        frames = ring_feature.ring.frames_for(f.id for f in flows)
+        if not frames:
+            self.notify("No packets kept for these flows", severity="warning")
+            return
+        self._write_pcapng(frames, len(flows))
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_pcapng(self, frames: list[Frame], nflows: int) -> None:
+        try:
+            path = export_path(self.settings.ui.export_dir, "flows", "pcapng")
+            count = write_pcapng(path, frames)
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"Writing pcapng failed: {exc}", severity="error")
+            return
+        self.last_export = str(path)
+        self.call_from_thread(self.notify, f"{count} packets of {nflows} flows written to {path}")
 
     async def action_quit(self) -> None:
         await self.stop_runtime()

@@ -64,6 +64,12 @@ class UiSettings:
     theme: str = "textual-dark"
     table_rows: int = 500
     """Rows the flow table shows (the top by the current sort)."""
+    export_dir: str = str(HOME_DIR / "exports")
+    """Where `e` (rows as CSV), `E` (rows as JSON) and `w` (packets as pcapng) write."""
+    ring_packets_per_flow: int = 64
+    """Recent packets kept per flow for `w`; 0 keeps none (and copies no packet bytes)."""
+    ring_max_bytes: int = 64 * 1024 * 1024
+    """Bound on the bytes all flows' packet rings hold together."""
 
 
 @dataclass

@@ -96,6 +96,7 @@ class Decoder:
         pkt.wirelen = wirelen
         if self.keep_raw:
             pkt.raw = bytes(data)
+            pkt.linktype = linktype
         return pkt
 
     def _decode(self, linktype: int, data: bytes) -> Packet | None:

@@ -68,6 +68,8 @@ class Packet:
     ip_header_len: int = 0
     raw: bytes = b""
     """The frame as captured, kept only when a consumer asked for it (pcap export)."""
+    linktype: int = 0
+    """The frame's link type, set with `raw`."""
 
     @property
     def proto_name(self) -> str:

@@ -202,6 +202,29 @@ class TrafficPanel(Panel):
             return list(item.flows)
         return [item] if item is not None else []
 
+    def export_rows(self) -> list[dict[str, Any]]:
+        """What `e` writes: the selected flows if any, else the rows shown, as full records."""
+        if self.view.selected:
+            return [f.to_dict() for f in self.selected_flows()]
+        rows: list[dict[str, Any]] = []
+        for item in self.shown:
+            if isinstance(item, DestinationGroup):
+                rows.append(
+                    {
+                        "destination": item.address,
+                        "flows": len(item.flows),
+                        "packets": item.packets,
+                        "bytes": item.bytes,
+                        "protocols": sorted(item.protos),
+                        "ports": sorted(item.ports),
+                        "first_seen": item.first_seen,
+                        "last_seen": item.last_seen,
+                    }
+                )
+            else:
+                rows.append(item.to_dict())
+        return rows
+
     # -- actions ----------------------------------------------------------------------------
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -36,6 +36,7 @@ FEATURE_FACTORIES: list[str] = [
     "packettracer.services.security_feature:create_security_feature",
     "packettracer.services.relay_feature:make_feature",
     "packettracer.services.trace_feature:make_feature",
+    "packettracer.services.packet_ring:make_feature",
 ]
 
 MODES = ("dashboard", "report", "agent")
