@@ -13,6 +13,8 @@ PANELS: dict[str, tuple[str, str]] = {
     "4": ("analysis", "packettracer.screens.analysis:AnalysisPanel"),
     "5": ("ports", "packettracer.screens.ports:PortsPanel"),
     "7": ("relay", "packettracer.screens.relay:RelayPanel"),
+    "8": ("alerts", "packettracer.screens.alerts:AlertsPanel"),
+    "9": ("graph", "packettracer.screens.graph:GraphPanel"),
     "0": ("dpi", "packettracer.screens.dpi:DpiPanel"),
 }
 
