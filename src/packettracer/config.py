@@ -272,6 +272,8 @@ class Settings:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {file}: not UTF-8 text (byte {exc.start})") from None
         except OSError as exc:
             raise ConfigError(f"config file {file}: {exc.strerror}") from None
         settings.apply(data, source=str(file))
