@@ -129,6 +129,9 @@ class TraceFeature:
         while True:
             try:
                 await self.session.round(target)
+                state = self.session.targets.get(target)
+                if state is not None:
+                    state.error = None  # a passing failure (no route for a moment) is over
             except TracePermissionError as exc:
                 self._refuse(str(exc))
                 return
