@@ -480,6 +480,7 @@ class Tracer:
         sent: dict[int, int] = {}
         limit = min(opts.max_ttl, self.known_dest_ttl or opts.max_ttl)
         for sock in self._recv:
+            _drain(sock)  # what queued up between rounds answers nothing of this one
             loop.add_reader(sock.fileno(), self._on_readable, sock)
         try:
             probed = await self._send_ttls(1, limit, sent)
@@ -501,6 +502,14 @@ class Tracer:
             self.known_dest_ttl = None
         replies = [r for r in self._replies if r.ttl <= probed]
         return RoundResult(replies, {t: n for t, n in sent.items() if t <= probed}, probed, started)
+
+
+def _drain(sock: socket.socket) -> None:
+    for _ in range(10_000):
+        try:
+            sock.recv(65535)
+        except OSError:  # BlockingIOError: empty
+            return
 
 
 def _unreach_flag(code: int, v6: bool) -> str:
