@@ -1,0 +1,121 @@
+"""Panels 8 (Alerts) and 9 (Graph) driven with the keyboard over real captures: the scan in
+tcp_scan.pcapng and a blocklist hit are raised, acknowledged, suppressed and filtered; Enter jumps
+to the host's flows in the Traffic panel; the status bar counts unacknowledged alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from functional.dashboard_helpers import DATA, dashboard_settings, make_app, replayed
+
+from packettracer.app import PacketTracerApp
+from packettracer.screens.alerts import AlertsPanel
+from packettracer.screens.graph import GraphPanel
+from packettracer.screens.traffic import TrafficPanel
+
+
+def scan_app(panel: str) -> PacketTracerApp:
+    settings = dashboard_settings(DATA / "tcp_scan.pcapng")
+    settings.security.blocklist_dir = str(DATA / "no-lists-here")
+    return make_app(DATA / "tcp_scan.pcapng", panel=panel, settings=settings)
+
+
+async def test_alerts_panel_ack_filter_suppress_and_jump(tmp_path: Path) -> None:
+    app = scan_app("8")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await replayed(pilot)
+        panel = app.query_one(AlertsPanel)
+        service = app.runtime.features["alerts"]
+        assert [a.kind for a in panel.shown] == ["scan.vertical"]
+        assert app.status().alerts == 1
+        detail = str(panel.query_one("#alerts-detail").render())
+        assert "technique: TCP connect" in detail and "192.168.1.178" in detail
+
+        # another alert from a second source, through the one entry point
+        service.raise_alert(
+            "route.change",
+            "high",
+            "route to 10.9.9.9 changed",
+            entities={"target": "10.9.9.9"},
+            source="trace",
+        )
+        await pilot.press("u")  # state: unacked
+        await pilot.pause()
+        assert [a.kind for a in panel.shown] == ["route.change", "scan.vertical"]
+        # the cursor stayed on the scan alert; the new one sorts first (worse)
+        assert panel.cursor_alert() is not None and panel.cursor_alert().kind == "scan.vertical"  # type: ignore[union-attr]
+        await pilot.press("up", "a")  # ack the one under the cursor
+        await pilot.pause()
+        assert [a.kind for a in panel.shown] == ["scan.vertical"]
+        assert service.unacknowledged_count() == 1 and app.status().alerts == 1
+        await pilot.press("u")  # state: acked
+        await pilot.pause()
+        assert [a.kind for a in panel.shown] == ["route.change"]
+        assert panel.shown[0].acked_by
+        await pilot.press("u", "v", "v", "v")  # all states; severity >= high
+        await pilot.pause()
+        assert [a.kind for a in panel.shown] == ["route.change"]
+        await pilot.press("v", "v")  # critical, then back to all
+        await pilot.pause()
+        assert len(panel.shown) == 2
+
+        # suppress like the scan alert: the same scanner again is muted
+        await pilot.press("down", "s")
+        await pilot.pause()
+        assert service.engine.rules and service.engine.rules[0].host == "192.168.1.178"
+        assert (
+            service.raise_alert("scan.vertical", "medium", "again", {"scanner": "192.168.1.178"})
+            is None
+        )
+        assert (
+            service.raise_alert("scan.vertical", "medium", "other", {"scanner": "192.168.1.9"})
+            is not None
+        )
+
+        await pilot.pause(0.3)  # the panel shows the new alert on its next refresh
+        assert len(panel.shown) == 3
+        await pilot.press("A")  # acknowledge everything shown
+        await pilot.pause()
+        assert service.unacknowledged_count() == 0 and not app.status().alerts
+
+        # Enter: the scanner's flows in Traffic
+        row = next(
+            i for i, a in enumerate(panel.shown) if a.entities.get("scanner") == "192.168.1.178"
+        )
+        panel.query_one("#alerts-table").move_cursor(row=row)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_key == "1"
+        traffic = app.query_one(TrafficPanel)
+        assert traffic.view.ip_filter is not None and traffic.view.ip_filter.text == "192.168.1.178"
+
+
+async def test_graph_panel_focus_and_enter() -> None:
+    settings = dashboard_settings()
+    settings.security.blocklist_dir = str(DATA / "blocklists")
+    app = make_app(panel="9", settings=settings)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await replayed(pilot)
+        panel = app.query_one(GraphPanel)
+        topo = panel.topology
+        assert topo.total_locals == 7 and topo.total_remotes == 24
+        # the listed remote is highlighted
+        listed = next(n for n in topo.remotes if "216.239.38.120" in n.hosts)
+        assert listed.severity == "high"
+        assert panel.focus_key == topo.locals[0].key  # the busiest local host
+        await pilot.press("left")
+        await pilot.pause()
+        node = panel.focused_node()
+        assert node is not None and not node.local
+        await pilot.press("right")
+        await pilot.pause()
+        assert panel.focused_node() is not None and panel.focused_node().local  # type: ignore[union-attr]
+        await pilot.press("down")
+        await pilot.pause()
+        target = panel.focused_node()
+        assert target is not None and target.key == topo.locals[1].key
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_key == "1"
+        traffic = app.query_one(TrafficPanel)
+        assert traffic.view.ip_filter is not None and traffic.view.ip_filter.text == target.address
