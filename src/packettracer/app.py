@@ -164,6 +164,10 @@ class PacketTracerApp(App[int]):
         if not bars:
             return  # shutting down: the widgets are already gone
         bars.first().show(self.status())
+        # High and critical alerts ring the terminal bell ([security] bell).
+        take_bell = getattr(self.runtime.features.get("alerts"), "take_bell", None)
+        if callable(take_bell) and take_bell():
+            self.bell()
         panel = self.current_panel
         if panel is not None:
             self._refresh_panel(panel)

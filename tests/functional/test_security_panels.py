@@ -31,6 +31,8 @@ async def test_alerts_panel_ack_filter_suppress_and_jump(tmp_path: Path) -> None
         detail = str(panel.query_one("#alerts-detail").render())
         assert "technique: TCP connect" in detail and "192.168.1.178" in detail
 
+        rung: list[int] = []
+        app.bell = lambda: rung.append(1)  # type: ignore[method-assign]
         # another alert from a second source, through the one entry point
         service.raise_alert(
             "route.change",
@@ -41,6 +43,7 @@ async def test_alerts_panel_ack_filter_suppress_and_jump(tmp_path: Path) -> None
         )
         await pilot.press("u")  # state: unacked
         await pilot.pause()
+        assert rung == [1]  # a high alert rang the bell once
         assert [a.kind for a in panel.shown] == ["route.change", "scan.vertical"]
         # the cursor stayed on the scan alert; the new one sorts first (worse)
         assert panel.cursor_alert() is not None and panel.cursor_alert().kind == "scan.vertical"  # type: ignore[union-attr]
