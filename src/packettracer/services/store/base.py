@@ -9,11 +9,16 @@ from typing import Any
 Row = dict[str, Any]
 
 
+# Built once: json.dumps with options builds a new encoder per call, which costs more than the
+# encoding of a small dict (it was most of the per-row cost of storing a flow).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False).encode
+
+
 def to_json(value: Any) -> str | None:
     """A JSON column value; None stays NULL. Unknown objects are stored as their text."""
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    return _encode(value)
 
 
 def from_json(text: str | None) -> Any:

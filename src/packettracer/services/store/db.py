@@ -129,6 +129,11 @@ def connect(location: Location, *, reader: bool = False, fresh: bool = False) ->
             if str(mode).lower() != "wal":
                 raise unusable(location, f"cannot use WAL journal mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            if not reader:
+                # The writer's index pages stay cached between batches, and checkpoints copy
+                # each hot page once per 16 MB of WAL instead of once per 4 MB.
+                conn.execute("PRAGMA cache_size = -32768")
+                conn.execute("PRAGMA wal_autocheckpoint = 4000")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as exc:
         conn.close()
