@@ -16,6 +16,7 @@ from packettracer.model.flow_view import DestinationGroup, FlowView
 from packettracer.model.flows import Flow
 from packettracer.screens.base import Panel
 from packettracer.services.runtime import Runtime
+from packettracer.services.store_feature import destinations_history_line
 from packettracer.widgets.flow_table import (
     DESTINATION_COLUMNS,
     FLOW_COLUMNS,
@@ -156,6 +157,10 @@ class TrafficPanel(Panel):
         unit = "destinations" if view.grouped else "flows"
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f" {len(self.shown)} {unit} shown, {self.matching} of {total} flows match")
+        if view.grouped:
+            history = destinations_history_line(self.runtime)  # cached; never waits
+            if history:
+                line.append("  " + sanitize(history), style="dim")
         if view.selected:
             line.append(f"  selected: {len(view.selected)}", style="bold")
         line.append("  ")

@@ -39,8 +39,10 @@ or use ``store.cached(...)`` from a UI timer, which never waits):
     store.recent_dns(since, qname=None, limit=1000), store.recent_alerts(since,
         unacked_only=False, limit=1000), store.trace_history(target=None, since=0, limit=100),
     store.agents(since=0)
-    store.cached(method_name, *args, max_age=5.0) -> last result or None; refreshes in the
-        background when older than max_age (for panels, which never do I/O).
+    store.cached(method_name, *args, window=None, max_age=5.0) -> last result or None;
+        refreshes in the background when older than max_age (for panels, which never do I/O);
+        with window=S the first argument is "now - S" at each refresh.
+    destinations_history_line(runtime) -> str: the Traffic panel's destinations-view note.
 
 Modes: the dashboard and the agent always store (default ~/.packettracer/data.db, `--db PATH`,
 `--db :memory:`). `report` stores only when a database was named explicitly (`--db PATH`, or a
@@ -352,16 +354,29 @@ class StoreFeature:
         result: list[Row] = self._read(lambda c: self.repos.agents.all(c, since))
         return result
 
-    def cached(self, method: str, *args: Any, max_age: float = 5.0) -> Any:
+    def cached(
+        self, method: str, *args: Any, window: float | None = None, max_age: float = 5.0
+    ) -> Any:
         """The last result of `method(*args)` (None before the first one is in), refreshed in
-        a worker thread when older than `max_age` seconds. Never waits: for UI timers."""
-        key = (method, *args)
+        a worker thread when older than `max_age` seconds. Never waits: for UI timers.
+
+        With `window`, the method's first argument is `now - window` at query time (a sliding
+        window, e.g. ``store.cached("top_destinations", window=86400)``)."""
+        key = (method, window, *args)
         now = time.monotonic()
         entry = self._cache.get(key)
         if (entry is None or now - entry[0] >= max_age) and key not in self._inflight:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
-            future = self._pool.submit(getattr(self, method), *args)
+            fn = getattr(self, method)
+            if window is not None:
+                span = window
+                bound = fn
+
+                def fn(*rest: Any) -> Any:
+                    return bound(time.time() - span, *rest)
+
+            future = self._pool.submit(fn, *args)
             self._inflight[key] = future
             future.add_done_callback(functools.partial(self._cached_done, key))
         return entry[1] if entry is not None else None
@@ -375,11 +390,41 @@ class StoreFeature:
             log.warning("database query %s failed: %s", key[0], exc)
             return
         self._cache[key] = (time.monotonic(), future.result())
+        if len(self._cache) > 64:  # callers with ever-new arguments must not grow it forever
+            oldest = min(self._cache, key=lambda k: self._cache[k][0])
+            del self._cache[oldest]
 
     def stats(self) -> dict[str, Any]:
         out = self.writer.stats()
         out["database"] = str(self.location)
         return out
+
+
+HISTORY_WINDOW = 86_400.0
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def destinations_history_line(runtime: Runtime) -> str:
+    """One line for the destinations view: what the database holds for the last 24 hours.
+    Empty without a store or before the first (background) query has answered."""
+    store = runtime.features.get("store")
+    if store is None:
+        return ""
+    summary = store.cached("history_summary", window=HISTORY_WINDOW, max_age=30.0)
+    top = store.cached("top_destinations", 1, window=HISTORY_WINDOW, max_age=30.0)
+    if not summary:
+        return ""
+    text = f"stored 24h: {summary['destinations']} destinations, {summary['flows']} flows"
+    if top:
+        text += f"; most bytes: {top[0]['dst']} ({_size(top[0]['bytes'])})"
+    return text
 
 
 def wants_store(settings: StoreSettings, mode: str) -> bool:
