@@ -97,8 +97,9 @@ def open_source(settings: Settings) -> tuple[PacketSource | None, str | None]:
     return open_live_source(settings), None
 
 
-def build_runtime(settings: Settings, clock: float | None = None) -> Runtime:
-    """Source, Runtime and features, as the dashboard runs them (also used by the tests)."""
+def build_runtime(settings: Settings, clock: float | None = None, features: bool = True) -> Runtime:
+    """Source, Runtime and features, as the dashboard runs them (also used by the tests;
+    `features=False` gives the bare flow pipeline)."""
     from packettracer.services.features import install_features
     from packettracer.services.runtime import Runtime
 
@@ -107,7 +108,8 @@ def build_runtime(settings: Settings, clock: float | None = None) -> Runtime:
     if clock is not None:
         runtime.clock = lambda: clock
         runtime.started_at = clock
-    install_features(runtime, "dashboard")
+    if features:
+        install_features(runtime, "dashboard")
     return runtime
 
 

@@ -28,10 +28,15 @@ def dashboard_settings(path: Path = FIXTURE) -> Settings:
 
 
 def make_app(
-    path: Path = FIXTURE, panel: str = "1", settings: Settings | None = None
+    path: Path = FIXTURE,
+    panel: str = "1",
+    settings: Settings | None = None,
+    features: bool = True,
 ) -> PacketTracerApp:
+    """The app as `packettracer -r path` builds it (features attached unless told not to),
+    with the clock fixed."""
     settings = settings or dashboard_settings(path)
-    runtime = build_runtime(settings, clock=FIXED_CLOCK)
+    runtime = build_runtime(settings, clock=FIXED_CLOCK, features=features)
     return PacketTracerApp(runtime, panel=panel, fixed_clock=True)
 
 

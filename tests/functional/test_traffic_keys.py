@@ -61,7 +61,7 @@ async def test_replay_fills_the_table_like_the_report() -> None:
         sizes = [f.bytes for f in panel.shown]
         assert sizes == sorted(sizes, reverse=True)
         text = status_text(app)
-        assert "android.pcap" in text and "flows: 65" in text and "pkts: 500" in text
+        assert "android.pcap" in text and "flows 65" in text and "pkts 500" in text
         assert "done" in text and "00:00:00" in text
 
 

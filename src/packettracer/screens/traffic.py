@@ -4,10 +4,12 @@ and feeds the table."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
@@ -20,6 +22,7 @@ from packettracer.services.store_feature import destinations_history_line
 from packettracer.widgets.flow_table import (
     DESTINATION_COLUMNS,
     FLOW_COLUMNS,
+    Column,
     FlowDataTable,
     flow_rows,
     group_rows,
@@ -29,6 +32,23 @@ from packettracer.widgets.flow_table import (
 # Least time between two recomputations of the view while nothing but traffic changed:
 # sorting 50,000 flows costs tens of milliseconds, and rates change every half second anyway.
 RECOMPUTE_INTERVAL = 0.3
+
+# Address columns share the width left by the others: IPv4 fits in 15, IPv6 needs up to 39.
+ADDRESS_COLUMNS = ("src", "dst")
+ADDRESS_WIDTH = (15, 39)
+
+
+def fit_columns(columns: list[Column], width: int, padding: int = 1) -> list[Column]:
+    """The columns with the address columns sized to fill `width` (within ADDRESS_WIDTH)."""
+    flexible = [c for c in columns if c.key in ADDRESS_COLUMNS]
+    if not flexible:
+        return columns
+    # +1 for the selection mark column, +1 cell for the vertical scrollbar
+    used = sum(c.width for c in columns if c.key not in ADDRESS_COLUMNS) + 1 + 1
+    used += 2 * padding * (len(columns) + 1)
+    share = (width - used) // len(flexible)
+    share = max(ADDRESS_WIDTH[0], min(ADDRESS_WIDTH[1], share))
+    return [dataclasses.replace(c, width=share) if c.key in ADDRESS_COLUMNS else c for c in columns]
 
 
 class PromptInput(Input):
@@ -90,6 +110,7 @@ class TrafficPanel(Panel):
         self._last_compute = 0.0
         self._data_mark: tuple[int, int] = (-1, -1)
         self._grouped_columns: bool | None = None
+        self._fitted_width = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="traffic-view")
@@ -102,6 +123,10 @@ class TrafficPanel(Panel):
 
     def on_mount(self) -> None:
         self.refresh_view()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._fitted_width:
+            self.invalidate()
 
     def focus_main(self) -> None:
         self.table.focus()
@@ -130,9 +155,12 @@ class TrafficPanel(Panel):
         view = self.view
         if view.selected:
             view.prune_selection({f.id for f in flows})
-        if self._grouped_columns != view.grouped:
-            table.set_columns(DESTINATION_COLUMNS if view.grouped else FLOW_COLUMNS)
+        width = self.size.width
+        if self._grouped_columns != view.grouped or self._fitted_width != width:
+            columns = DESTINATION_COLUMNS if view.grouped else FLOW_COLUMNS
+            table.set_columns(fit_columns(columns, width) if width else columns)
             self._grouped_columns = view.grouped
+            self._fitted_width = width
         matching = view.filter(flows)
         self.matching = len(matching)
         self.total = len(flows)

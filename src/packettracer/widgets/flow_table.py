@@ -110,6 +110,9 @@ FLOW_COLUMNS: list[Column] = [
 ]
 """The Traffic panel's flow columns, in order. Extend with `add_flow_column`."""
 
+BASE_FLOW_COLUMNS: tuple[Column, ...] = tuple(FLOW_COLUMNS)
+"""The columns before any feature added its own."""
+
 DESTINATION_COLUMNS: list[Column] = [
     Column("dst", "Destination", 39, lambda g: g.address),
     Column("flows", "Flows", 6, lambda g: len(g.flows), str, "right"),

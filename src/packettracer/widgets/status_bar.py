@@ -35,28 +35,33 @@ def format_elapsed(seconds: float) -> str:
 
 
 def render_status(status: Status) -> Text:
-    """One line (plus a second one for warnings); packet-derived text is appended as plain."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    """One line, most important first so a narrow terminal cuts the least useful end; warnings
+    go on a second line. Packet-derived text (names, errors) is appended as plain text."""
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append(" ")
+    if status.paused:
+        text.append("PAUSED", style="bold reverse yellow")
+    elif status.finished:
+        text.append("done", style="bold")
+    else:
+        text.append("live", style="bold green")
     text.append(" ")
     text.append(sanitize(status.source), style="bold")
-    text.append(f"  filter: {sanitize(status.bpf_filter) if status.bpf_filter else '-'}")
-    text.append(f"  {human_count(round(status.pps))} pkt/s  {human_rate(status.bps)}")
-    text.append(f"  pkts: {human_count(status.packets)}")
+    text.append(f"  {human_count(round(status.pps))} pkt/s {human_rate(status.bps)}")
+    text.append(f"  flows {human_count(status.flows)}")
     drops = status.kernel_drops + status.queue_drops
-    text.append(
-        f"  drops: {drops} (k {status.kernel_drops} q {status.queue_drops})",
-        style="bold red" if drops else "",
-    )
-    text.append(f"  flows: {human_count(status.flows)}")
-    if status.paused:
-        text.append("  PAUSED", style="bold reverse yellow")
-    elif status.finished:
-        text.append("  done")
+    if drops:
+        text.append(
+            f"  drops {drops} (kernel {status.kernel_drops}, queue {status.queue_drops})",
+            style="bold red",
+        )
     else:
-        text.append("  live")
+        text.append("  drops 0")
     if status.alerts:
-        text.append(f"  alerts: {status.alerts}", style="bold reverse red")
+        text.append(f"  alerts {status.alerts}", style="bold reverse red")
     text.append(f"  {format_elapsed(status.elapsed)}")
+    text.append(f"  pkts {human_count(status.packets)}")
+    text.append(f"  filter {sanitize(status.bpf_filter) if status.bpf_filter else '-'}")
     if status.warnings:
         text.append("\n ")
         text.append(sanitize(" | ".join(status.warnings)), style="bold yellow")
@@ -68,6 +73,8 @@ class StatusBar(Static):
     StatusBar {
         height: auto;
         max-height: 2;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         background: $panel;
         color: $text;
     }
