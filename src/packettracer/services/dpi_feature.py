@@ -133,16 +133,20 @@ class DPIFeature:
 
     def account(self, flow: Flow) -> None:
         """Add an ended flow to the aggregates."""
-        category = flow.get("category") or UNKNOWN
+        ext = flow.ext or {}
+        category = ext.get("category") or UNKNOWN
         _bucket(self.categories, category).add(flow)
-        _bucket(self.apps, flow.get("app") or UNKNOWN).add(flow)
-        (self.encrypted if flow.get("encrypted") else self.cleartext).add(flow)
+        _bucket(self.apps, ext.get("app") or UNKNOWN).add(flow)
+        (self.encrypted if ext.get("encrypted") else self.cleartext).add(flow)
         if flow.proto in (TCP, UDP):
             key = port_key(flow)
             _bucket(self.ports, key).add(flow)
-            service = flow.get("protocol") or flow.get("app")
+            service = ext.get("protocol") or ext.get("app")
             if service:
-                self.port_services.setdefault(key, Counter())[service] += 1
+                counter = self.port_services.get(key)
+                if counter is None:
+                    counter = self.port_services[key] = Counter()
+                counter[service] += 1
             seen = self.distinct.get(flow.src)
             if seen is None:
                 seen = self.distinct[flow.src] = set()
@@ -162,7 +166,7 @@ class DPIFeature:
                         self.beacons.popitem(last=False)
                 if len(group) < 64:
                     group.append(flow)
-        score = flow.get("anomaly_score") or 0
+        score = ext.get("anomaly_score") or 0
         if score >= 30 and len(self.flagged_flows) < 1000:
             self.flagged_flows.append(_flow_brief(flow))
 

@@ -18,6 +18,8 @@ from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
+# Shared empty list: a flow gets its own only when a signal fires (see _signal).
+_NO_SIGNALS: list[Signal] = []
 SERVER_BUFFER = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
@@ -67,17 +69,23 @@ class FlowState:
         self.details: dict[str, Any] = {}
         self.done = False
         # TCP reassembly per direction (0: client->server, 1: server->client)
-        self.bufs: list[bytearray | None] = [None, None]
-        self.next_seq = [0, 0]
+        self.bufs: list[bytearray | None] | None = None
+        self.next_seq: list[int] | None = None
         self.tls_client = False
         self.tls_server = False
         self.quic_crypto: dict[int, bytes] | None = None
         self.quic_dcid: bytes | None = None
         self.rtp: tuple[int, int] | None = None
-        self.signals: list[Signal] = []
+        self.signals: list[Signal] = _NO_SIGNALS
         self.entropy_sample: bytes | None = None
         self.starttls = False
         self.payloads = 0
+
+
+def _signal(st: FlowState, sig: Signal) -> None:
+    if st.signals is _NO_SIGNALS:
+        st.signals = []
+    st.signals.append(sig)
 
 
 def _looks_encrypted(data: bytes) -> bool:
@@ -107,6 +115,7 @@ class DPIEngine:
         self.ttl = anomaly.TTLTracker()
         self.host_signals: dict[str, list[Signal]] = {}
         self.parse_errors: Counter[str] = Counter()
+        self._p0f_cache: dict[tuple[p0f.Observation, bool, int], p0f.Match | None] = {}
         self.name_lookup: Any = None
         """Optional callable address -> name (the resolution feature), set by the service."""
 
@@ -141,11 +150,27 @@ class DPIEngine:
         st = FlowState()
         self.states[flow.id] = st
         other = OTHER_PROTOCOLS.get(flow.proto)
+        rules_ = self.rules
         if other is not None:
             st.protocol = other
             st.confidence = CONF_DPI
             st.done = True
-        self._publish(st, flow)
+            label: str | None = other
+        else:
+            # Until a payload says more: the port guess (no name lookups on this path).
+            label = rules_.port_guess(flow.proto, flow.sport, flow.dport)
+        ext = flow.ext
+        if ext is None:
+            ext = flow.ext = {}
+        if label is None:
+            ext["app"] = None
+            ext["category"] = UNKNOWN
+            ext["confidence"] = None
+        else:
+            ext["app"] = label
+            ext["category"] = rules_.info(label).category
+            ext["confidence"] = st.confidence or CONF_PORT
+        ext["protocol"] = label
         return st
 
     def _host(self, addr: str) -> HostOS:
@@ -176,7 +201,16 @@ class DPIEngine:
         host = self._host(sender)
         host.fingerprinted = True
         host.ttls[pkt.ttl] += 1
-        match = self.p0f.match(obs, syn_ack, syn_mss)
+        # Stacks repeat their SYNs: match each distinct observation once.
+        key = (obs, syn_ack, syn_mss)
+        cache = self._p0f_cache
+        if key in cache:
+            match = cache[key]
+        else:
+            match = self.p0f.match(obs, syn_ack, syn_mss)
+            if len(cache) > 20000:
+                cache.clear()
+            cache[key] = match
         if match is not None and match.signature.os_class != "!":
             kind = "fuzzy" if match.fuzzy else ("generic" if match.generic else "exact")
             host.p0f[(match.label, kind)] += 1
@@ -185,6 +219,10 @@ class DPIEngine:
 
     def _tcp(self, st: FlowState, pkt: Packet, flow: Flow, forward: bool, data: bytes) -> None:
         d = 0 if forward else 1
+        if st.bufs is None:
+            st.bufs = [None, None]
+            st.next_seq = [0, 0]
+        assert st.next_seq is not None
         buf = st.bufs[d]
         if buf is not None:
             seq = pkt.tcp_seq
@@ -274,6 +312,8 @@ class DPIEngine:
         self._publish(st, flow)
 
     def _tls_stream(self, st: FlowState, flow: Flow, d: int) -> None:
+        if st.bufs is None:
+            return
         buf = st.bufs[d]
         if buf is None:
             return
@@ -281,7 +321,7 @@ class DPIEngine:
             messages, more = tls.handshake_messages(bytes(buf))
         except tls.TLSParseError:
             st.bufs[d] = None
-            st.signals.append(signal("malformed", what="TLS record"))
+            _signal(st, signal("malformed", what="TLS record"))
             return
         details = st.details
         for mtype, body in messages:
@@ -303,10 +343,10 @@ class DPIEngine:
                         details["cert_subject"] = cert.subject[:200]
                         details["cert_issuer"] = cert.issuer[:200]
                         if cert.self_signed:
-                            st.signals.append(signal("self_signed", subject=cert.subject[:80]))
+                            _signal(st, signal("self_signed", subject=cert.subject[:80]))
                     st.bufs[1] = None
             except tls.TLSParseError:
-                st.signals.append(signal("malformed", what="TLS handshake"))
+                _signal(st, signal("malformed", what="TLS handshake"))
                 st.bufs[d] = None
         limit = CLIENT_BUFFER if d == 0 else SERVER_BUFFER
         if (d == 0 and st.tls_client) or not more or len(buf) > limit:
@@ -331,11 +371,11 @@ class DPIEngine:
             if app is not None:
                 st.app = app
         elif kind == "t":
-            st.signals.append(signal("tls_no_sni"))
+            _signal(st, signal("tls_no_sni"))
         for fp in (ja4, details["ja3"]):
             label = self.bad_fingerprints.get(fp)
             if label is not None:
-                st.signals.append(signal("bad_fingerprint", fp=fp, label=label))
+                _signal(st, signal("bad_fingerprint", fp=fp, label=label))
                 details["bad_fingerprint"] = label
 
     # ------------------------------------------------------------------ UDP
@@ -408,7 +448,7 @@ class DPIEngine:
     def _dns_info(self, st: FlowState, flow: Flow, det: protocols.Detection) -> None:
         details = det.details
         if "malformed" in details:
-            st.signals.append(signal("malformed", what="DNS message"))
+            _signal(st, signal("malformed", what="DNS message"))
             return
         info = details.get("_dns")
         if info is None:
@@ -416,7 +456,8 @@ class DPIEngine:
         qname = info["qname"]
         if qname and "dns_query" not in st.details:
             st.details["dns_query"] = qname[:255]
-            st.signals.extend(anomaly.dns_name_signals(qname))
+            for sig in anomaly.dns_name_signals(qname):
+                _signal(st, sig)
         names = self.dns_names
         for name, rdata in info.get("answers", ()):
             raw = bytes.fromhex(rdata)
@@ -452,7 +493,7 @@ class DPIEngine:
             if (params or vendor) and host:
                 self._host(host).dhcp[f"{params}|{vendor}"] += 1
         if "malformed" in det.details:
-            st.signals.append(signal("malformed", what=det.protocol))
+            _signal(st, signal("malformed", what=det.protocol))
         if det.protocol not in _MORE_AFTER:
             st.done = True
         self._publish(st, flow)
@@ -487,18 +528,21 @@ class DPIEngine:
                 app = named
                 st.details["server_name"] = name
         label = app or protocol
+        ext = flow.ext
+        if ext is None:
+            ext = flow.ext = {}
         if label is None:
-            flow.set("app", None)
-            flow.set("category", UNKNOWN)
-            flow.set("confidence", None)
+            ext["app"] = None
+            ext["category"] = UNKNOWN
+            ext["confidence"] = None
         else:
-            flow.set("app", label)
-            flow.set("category", self.rules.info(label).category)
-            flow.set("confidence", confidence)
-        flow.set("protocol", protocol)
+            ext["app"] = label
+            ext["category"] = self.rules.info(label).category
+            ext["confidence"] = confidence
+        ext["protocol"] = protocol
         for key, value in st.details.items():
-            if not key.startswith("_"):
-                flow.set(key, value)
+            if key[0] != "_":
+                ext[key] = value
 
     def flow_end(self, flow: Flow) -> None:
         st = self.states.pop(flow.id, None)

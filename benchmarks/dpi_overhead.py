@@ -1,0 +1,59 @@
+"""What the DPI feature costs `report`: packets per CPU-second over the benchmark capture with
+the DPI feature on and off ([dpi] enabled), everything else as `report -n --offline` runs it.
+
+usage: python benchmarks/dpi_overhead.py [CAPTURE] [--runs N]
+Build the capture with `bash ../shared/bench/make-bench-capture.sh bench-data/bench.pcap`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from packettracer.config import Settings
+from packettracer.services.report import analyze_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "bench-data" / "bench.pcap"
+
+
+def run(path: Path, dpi: bool) -> tuple[int, float, int]:
+    settings = Settings()
+    settings.resolve.enabled = False
+    settings.resolve.offline = True
+    settings.store.db_path = ":memory:"
+    settings.dpi.enabled = dpi
+    start = time.process_time()
+    result = analyze_file(str(path), settings)
+    cpu = time.process_time() - start
+    return int(result.summary["packets"]), cpu, len(result.flows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("capture", nargs="?", default=str(DEFAULT))
+    parser.add_argument("--runs", type=int, default=2, help="best of N runs each (default 2)")
+    args = parser.parse_args()
+    path = Path(args.capture)
+    if not path.exists():
+        print(f"{path}: missing; build it with make-bench-capture.sh", file=sys.stderr)
+        return 2
+    best: dict[bool, float] = {}
+    for dpi in (False, True):
+        for _ in range(args.runs):
+            packets, cpu, flows = run(path, dpi)
+            rate = packets / cpu
+            best[dpi] = max(best.get(dpi, 0.0), rate)
+        print(
+            f"DPI {'on ' if dpi else 'off'}: {packets} packets, {flows} flows, "
+            f"{best[dpi]:,.0f} packets per CPU-second (best of {args.runs})"
+        )
+    overhead = 1 - best[True] / best[False]
+    print(f"DPI overhead: {overhead:.1%} of the throughput without DPI (budget: 20%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
