@@ -1,0 +1,150 @@
+"""`packettracer --snapshot` end to end, as a subprocess with no terminal: the SVG it writes, and
+every bad input ending as one line on stderr with the right exit status, never a traceback."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "data" / "android.pcap"
+EXE = ROOT / ".venv" / "bin" / "packettracer"
+
+
+def run(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    if not EXE.exists():
+        pytest.skip("the packettracer command is not installed in .venv (run make setup)")
+    environ = dict(os.environ)
+    # A home of its own: nothing read from or written to the user's ~/.packettracer.
+    environ["HOME"] = str(tmp_path)
+    environ["PACKETTRACER_HOME"] = str(tmp_path / ".packettracer")
+    environ.update(env or {})
+    proc = subprocess.run(
+        [str(EXE), *args, "--db", ":memory:", "-n", "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def svg_text(path: Path) -> str:
+    """The characters on the screen, row after row (SVG text nodes, unescaped)."""
+    svg = path.read_text(encoding="utf-8")
+    nodes = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    return html.unescape("".join(nodes)).replace("\xa0", " ")
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], status: int, words: str) -> None:
+    assert proc.returncode == status, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert words in lines[0], lines[0]
+
+
+def test_snapshot_of_the_traffic_panel_from_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.svg"
+    proc = run(
+        tmp_path,
+        "--snapshot",
+        str(out),
+        "-r",
+        str(FIXTURE),
+        "--panel",
+        "1",
+        "--size",
+        "100x30",
+        env={"PACKETTRACER_FIXED_CLOCK": "1700000000"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    svg = out.read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    text = svg_text(out)
+    assert "android.pcap" in text and "done" in text
+    assert "flows 65" in text and "pkts 500" in text and "00:00:00" in text
+    # the biggest flow of the capture, first by the default sort (bytes)
+    assert "192.168.2.16" in text and "216.239.38.120" in text and "13.8 KB" in text
+    assert "Proto" in text and "Destination" in text
+
+
+def test_snapshot_by_panel_name_with_a_filter_and_a_theme(tmp_path: Path) -> None:
+    out = tmp_path / "udp.svg"
+    proc = run(
+        tmp_path,
+        "--snapshot",
+        str(out),
+        "-r",
+        str(FIXTURE),
+        "--panel",
+        "Traffic",
+        "-f",
+        "udp",
+        "--theme",
+        "textual-light",
+        "--size",
+        "120x40",
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = svg_text(out)
+    assert "filter udp" in text
+    assert "flows 31" in text  # the report counts 31 UDP flows in this capture
+    rows = [line for line in re.findall(r" (tcp|udp|icmp6|arp) {2,}", text)]
+    assert rows and set(rows) == {"udp"}
+    # textual-light paints a light background
+    assert (
+        "#e0e0e0" in out.read_text(encoding="utf-8").lower()
+        or "#ffffff" in out.read_text(encoding="utf-8").lower()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "words"),
+    [
+        (["--panel", "bogus"], 2, "unknown panel 'bogus'"),
+        (["--panel", "1", "--size", "100"], 2, "expected WIDTHxHEIGHT"),
+        (["--size", "5x5"], 2, "width must be"),
+        (["--theme", "no-such-theme"], 2, "unknown theme 'no-such-theme'"),
+        (["-f", "tcp port"], 2, "invalid BPF filter"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], status: int, words: str) -> None:
+    out = tmp_path / "x.svg"
+    proc = run(tmp_path, "--snapshot", str(out), "-r", str(FIXTURE), *args)
+    one_line_error(proc, status, words)
+    assert not out.exists()
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "x.svg"
+    proc = run(tmp_path, "--snapshot", str(out), "-r", str(tmp_path / "missing.pcap"))
+    one_line_error(proc, 1, "missing.pcap")
+    assert not out.exists()
+
+
+def test_snapshot_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    proc = run(tmp_path, "--snapshot", str(tmp_path / "nope" / "x.svg"), "-r", str(FIXTURE))
+    one_line_error(proc, 2, "does not exist")
+
+
+def test_bad_fixed_clock_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "x.svg"
+    proc = run(
+        tmp_path,
+        "--snapshot",
+        str(out),
+        "-r",
+        str(FIXTURE),
+        env={"PACKETTRACER_FIXED_CLOCK": "noon"},
+    )
+    one_line_error(proc, 2, "PACKETTRACER_FIXED_CLOCK")
