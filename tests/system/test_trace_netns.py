@@ -260,3 +260,7 @@ def test_route_change_across_runs_via_the_database(topo: Topology, tmp_path: Any
     assert second.returncode == 0, second.stderr
     changes = json.loads(second.stdout)["targets"][0]["changes"]
     assert len(changes) == 1 and changes[0]["new_hop_count"] == 4
+    # Back via R2, with UDP: compared only with earlier UDP traces (none), not the ICMP ones.
+    third = topo.x("A", *base, "--proto", "udp", check=False)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["targets"][0]["changes"] == []

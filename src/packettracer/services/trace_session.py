@@ -213,7 +213,9 @@ class TraceSession:
         if self.history is not None:
             try:
                 rows = await asyncio.to_thread(self.history, address)
-                state.seed(path_from_row(r) for r in reversed(rows) if r.get("hops"))
+                # Another probe type may hash onto another path: compare like with like.
+                paths = [path_from_row(r) for r in reversed(rows) if r.get("hops")]
+                state.seed(p for p in paths if p.proto == options.proto)
             except Exception:
                 log.warning("reading the route history of %s failed", target, exc_info=True)
         return state
