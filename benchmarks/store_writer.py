@@ -47,56 +47,83 @@ def flow_row(i: int, now: float) -> dict[str, Any]:
     }
 
 
-def insert_rate(rows: int, folder: Path) -> None:
-    db = str(folder / "rate.db")
-    location, conn = open_database(db)
-    writer = StoreWriter(location, conn, retention_days=0)
-    writer.start()
-    reader = connect(Location(db), reader=True)
-    repos = Repositories()
-    waits: list[float] = []
-    stop = threading.Event()
+class Reader(threading.Thread):
+    """Queries the newest flows every 100 ms on its own connection, as a panel would."""
 
-    def read_loop() -> None:
-        while not stop.is_set():
+    def __init__(self, db: str) -> None:
+        super().__init__(daemon=True)
+        self.db = db
+        self.waits: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = connect(Location(self.db), reader=True)
+        flows = Repositories().flows
+        while not self.stop.is_set():
             began = time.perf_counter()
-            # The newest flows, as a panel would show them (an index range scan).
-            repos.flows.query(reader, since=time.time() - 0.05, limit=100)
-            waits.append(time.perf_counter() - began)
-            stop.wait(max(0.0, 0.1 - (time.perf_counter() - began)))
+            flows.query(conn, since=time.time() - 0.05, limit=100)
+            self.waits.append(time.perf_counter() - began)
+            self.stop.wait(max(0.0, 0.1 - (time.perf_counter() - began)))
+        conn.close()
 
-    thread = threading.Thread(target=read_loop)
-    thread.start()
-    batch = [flow_row(i, time.time()) for i in range(5_000)]
+    def report(self) -> str:
+        self.stop.set()
+        self.join()
+        waits = sorted(self.waits)
+        p95 = waits[int(len(waits) * 0.95)] if waits else 0.0
+        return (
+            f"reader: {len(waits)} queries (one per 100 ms): median "
+            f"{statistics.median(waits) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+            f"max {waits[-1] * 1000:.1f} ms"
+        )
+
+
+def produce(writer: StoreWriter, rows: int, rate: float | None) -> float:
+    """Enqueue `rows` fresh flow dicts (as Flow.to_dict() hands them over), at `rate` rows/s
+    or as fast as the writer keeps up; returns the time until all are committed."""
+    template = [flow_row(i, time.time()) for i in range(1_000)]
     began = time.perf_counter()
-    cpu_began = time.process_time()
     sent = 0
     while sent < rows:
         now = time.time()
-        for row in batch:
-            # The dashboard hands over a fresh dict per ended flow (Flow.to_dict()).
+        for row in template:
             fresh = dict(row)
             fresh["first_seen"] = now - 2.5
             fresh["last_seen"] = now
             writer.enqueue("flows", fresh)
-        sent += len(batch)
-        # A producer that outruns the writer would only fill the bounded queue: keep it honest.
+        sent += len(template)
+        if rate is not None:
+            ahead = began + sent / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+        # Unpaced, a producer that outruns the writer would only fill the bounded queue.
         while writer.pending > 50_000:
             time.sleep(0.001)
-    writer.flush_sync(120)
-    elapsed = time.perf_counter() - began
-    cpu = time.process_time() - cpu_began
-    stop.set()
-    thread.join()
-    writer.close_sync()
-    reader.close()
-    print(f"insert: {writer.written:,} ended flows in {elapsed:.2f} s = "
-          f"{writer.written / elapsed:,.0f} rows/s ({writer.batches} transactions; "
-          f"dropped {writer.dropped})")  # fmt: skip
-    print(f"        process CPU {cpu:.2f} s (producer + writer + reader) = "
-          f"{writer.written / cpu:,.0f} rows per CPU-second")  # fmt: skip
-    print(f"reader: {len(waits)} queries every 100 ms, max {max(waits) * 1000:.1f} ms, "
-          f"median {statistics.median(waits) * 1000:.1f} ms")  # fmt: skip
+    writer.flush_sync(300)
+    return time.perf_counter() - began
+
+
+def insert_rate(rows: int, rate: float, folder: Path) -> None:
+    for label, pace in (("as fast as it goes", None), (f"offered {rate:,.0f} rows/s", rate)):
+        db = str(folder / f"rate-{pace}.db")
+        location, conn = open_database(db)
+        writer = StoreWriter(location, conn, retention_days=0)
+        writer.start()
+        reader = Reader(db)
+        reader.start()
+        cpu_began = time.process_time()
+        count = rows if pace is None else int(pace * 5)
+        elapsed = produce(writer, count, pace)
+        cpu = time.process_time() - cpu_began
+        line = reader.report()
+        writer.close_sync()
+        print(f"insert, {label}: {writer.written:,} ended flows in {elapsed:.2f} s = "
+              f"{writer.written / elapsed:,.0f} rows/s in {writer.batches} transactions, "
+              f"dropped {writer.dropped}")  # fmt: skip
+        print(f"  writer thread {writer.written / writer.write_cpu:,.0f} rows per CPU-second; "
+              f"whole process (producer + writer + reader) "
+              f"{writer.written / cpu:,.0f} rows per CPU-second")  # fmt: skip
+        print(f"  {line}")
 
 
 def build_big(db: str, rows: int) -> None:
@@ -143,11 +170,12 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start "
           "(wall-clock rates fall with the load; rows per CPU-second do not)")  # fmt: skip
     parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rate", type=float, default=50_000, help="offered rows/s, phase 2")
     parser.add_argument("--db-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pt-store-bench-") as tmp:
         folder = Path(tmp)
-        insert_rate(args.rows, folder)
+        insert_rate(args.rows, args.rate, folder)
         big = str(folder / "big.db")
         began = time.perf_counter()
         build_big(big, args.db_rows)

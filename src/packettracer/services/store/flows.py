@@ -133,7 +133,10 @@ class FlowRepository(Repository):
         if host is not None:
             where.append("(src = ? OR dst = ?)")
             params += [host, host]
-        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        # Without a host, the time range picks the rows: walking the first_seen index for
+        # the ORDER BY instead would visit the whole table when few rows are recent.
+        hint = " INDEXED BY flows_last_seen" if since is not None and host is None else ""
+        sql = _SELECT + hint + (" WHERE " + " AND ".join(where) if where else "")
         if limit is None:
             sql += " ORDER BY first_seen, id"
         else:

@@ -103,6 +103,8 @@ class StoreWriter:
         self.failing: str | None = None
         """Why writes fail right now ('disk full', 'locked', ...), None when they succeed."""
         self.retention_deleted = 0
+        self.write_cpu = 0.0
+        """CPU seconds the writer thread spent building and committing batches."""
         self.retention_runs = 0
         self.vacuumed_pages = 0
         self._episode_dropped = 0
@@ -261,9 +263,11 @@ class StoreWriter:
                     continue
             else:
                 batch = self._retry
+            cpu = time.thread_time()
             try:
                 self._write(batch)
             except sqlite3.DatabaseError as exc:
+                self.write_cpu += time.thread_time() - cpu
                 self._retry = batch
                 self._failed(exc)
                 if stop_deadline is not None and time.monotonic() >= stop_deadline:
@@ -271,6 +275,7 @@ class StoreWriter:
                 self._stop.wait(backoff) if not stopping else time.sleep(min(backoff, 0.5))
                 backoff = min(backoff * 2, self.retry_max)
                 continue
+            self.write_cpu += time.thread_time() - cpu
             self._retry = []
             backoff = self.retry_min
             self._succeeded(len(batch))
