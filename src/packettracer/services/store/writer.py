@@ -55,7 +55,7 @@ class StoreWriter:
         retention_pause: float = 0.05,
         retention_interval: float = DAY,
         vacuum_idle: float = 5.0,
-        close_timeout: float = 10.0,
+        close_timeout: float = 5.0,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.location = location
