@@ -58,3 +58,14 @@ async def test_dpi_panel_explains_os_and_flows() -> None:
         await pilot.pause()
         detail = str(app.query_one("#dpi-detail", Static).render())
         assert any(source in detail for source in ("p0f", "ttl", "user-agent", "dhcp"))
+
+
+async def test_traffic_panel_gains_app_and_category_columns() -> None:
+    from packettracer.widgets.flow_table import FLOW_COLUMNS
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        keys = [c.key for c in FLOW_COLUMNS]
+        assert keys.index("app") == keys.index("state") + 1
+        assert keys.index("category") == keys.index("app") + 1

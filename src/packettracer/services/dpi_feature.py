@@ -7,6 +7,7 @@ per flow (at its end) or per refresh of a panel.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 from collections import Counter, OrderedDict
@@ -124,6 +125,9 @@ class DPIFeature:
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
+        if self.mode == "dashboard":
+            # The Traffic panel's App and Category columns (UI code: imported only here).
+            importlib.import_module("packettracer.screens.dpi_columns")
         resolution = runtime.features.get("resolution")
         lookup = _name_lookup(resolution)
         if lookup is not None:

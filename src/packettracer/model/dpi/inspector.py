@@ -539,6 +539,8 @@ class DPIEngine:
             ext["app"] = label
             ext["category"] = self.rules.info(label).category
             ext["confidence"] = confidence
+        if "bad_fingerprint" in st.details:
+            ext["category"] = "malware"
         ext["protocol"] = protocol
         for key, value in st.details.items():
             if key[0] != "_":

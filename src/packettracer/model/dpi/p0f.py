@@ -113,9 +113,12 @@ class Observation:
     ts1: int
     tot_hdr: int
 
-    def raw_sig(self) -> str:
-        """p0f's `raw_sig` notation (initial TTL guessed as p0f guesses it)."""
+    def raw_sig(self, syn_mss: int = 0) -> str:
+        """p0f's `raw_sig` notation (initial TTL guessed as p0f guesses it; the window as a
+        multiple of MSS or MTU when it is one)."""
         dist = guess_dist(self.ttl)
+        multi, use_mtu = _win_multi(self, syn_mss)
+        win = f"{'mtu' if use_mtu else 'mss'}*{multi}" if multi > 0 else str(self.win)
         opts = ",".join(
             f"eol+{self.eol_pad}" if o == OPT_EOL else _OPT_SHOW.get(o, f"?{o}")
             for o in self.layout
@@ -123,7 +126,7 @@ class Observation:
         quirks = ",".join(k for k, v in QUIRK_NAMES.items() if self.quirks & v)
         return (
             f"{self.ip_ver}:{self.ttl}+{dist}:{self.ip_opt_len}:{self.mss}:"
-            f"{self.win},{self.wscale}:{opts}:{quirks}:{self.pay_class}"
+            f"{win},{self.wscale}:{opts}:{quirks}:{'+' if self.pay_class else '0'}"
         )
 
 

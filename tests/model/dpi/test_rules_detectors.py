@@ -1,0 +1,129 @@
+"""Data tables, payload detectors, anomaly signals and OS evidence, on real captures where one
+is at hand and on protocol-defined bytes otherwise."""
+
+from __future__ import annotations
+
+import struct
+
+from packettracer.model.dpi import anomaly, http, osfp, protocols
+from packettracer.model.dpi.categories import ALL_CATEGORIES, CATEGORIES
+from packettracer.model.dpi.rules import TCP, UDP, rules
+from tests.model.dpi.test_tls_quic import run_engine
+
+
+def test_eighteen_categories_and_every_row_uses_one() -> None:
+    assert len(CATEGORIES) == 18 and "unknown" in ALL_CATEGORIES
+    r = rules()
+    assert {a.category for a in r.apps.values()} <= set(ALL_CATEGORIES)
+    assert {p.category for p in r.protocols.values()} <= set(ALL_CATEGORIES)
+
+
+def test_most_specific_domain_suffix_wins() -> None:
+    r = rules()
+    assert r.app_for_name("drive.google.com") == "GoogleDrive"
+    assert r.app_for_name("www.google.com") == "Google"
+    assert r.app_for_name("rr3---sn-abc.googlevideo.com.") == "YouTube"
+    assert r.app_for_name("notgoogle.com") is None
+    assert r.info("YouTube").category == "streaming"
+
+
+def test_port_guess_server_port_first() -> None:
+    r = rules()
+    assert r.port_guess(TCP, 51515, 22) == "SSH"
+    assert r.port_guess(UDP, 53, 40000) == "DNS"
+    assert r.port_guess(TCP, 40000, 40001) is None
+
+
+def dns_query(name: str, qid: int = 7) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00\x01\x00\x01"
+
+
+def test_dns_detector_and_name_signals() -> None:
+    det = protocols.detect_udp(dns_query("www.example.org"), 40000, 53, True)
+    assert (
+        det is not None and det.protocol == "DNS" and det.details["dns_query"] == "www.example.org"
+    )
+    mdns = protocols.detect_udp(dns_query("printer.local"), 5353, 5353, True)
+    assert mdns is not None and mdns.protocol == "mDNS"
+    tunnel = "a" * 60 + ".t.example.com"
+    assert [s.name for s in anomaly.dns_name_signals(tunnel)] == ["dns_long_label"]
+    dga = "x1q9zk3v7m2p8w4r6t0y5u.evil.com"
+    assert [s.name for s in anomaly.dns_name_signals(dga)] == ["dns_entropy"]
+    assert anomaly.dns_name_signals("mail.google.com") == []
+
+
+def test_banner_and_handshake_detectors() -> None:
+    ssh = protocols.detect_tcp(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", 22, 50000, False)
+    assert ssh is not None and ssh.details["ssh_server"] == "OpenSSH_9.2p1"
+    bt = protocols.detect_tcp(b"\x13BitTorrent protocol" + b"\0" * 48, 50000, 6881, True)
+    assert bt is not None and bt.protocol == "BitTorrent"
+    mqtt = protocols.detect_tcp(b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04abcd", 1, 1883, True)
+    assert mqtt is not None and mqtt.protocol == "MQTT"
+    rdp = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00"
+    assert protocols.detect_tcp(rdp, 50000, 3389, True).protocol == "RDP"  # type: ignore[union-attr]
+    wg = b"\x01\x00\x00\x00" + b"\x11" * 144
+    assert protocols.detect_udp(wg, 40000, 51820, True).protocol == "WireGuard"  # type: ignore[union-attr]
+    assert protocols.detect_tcp(b"\x16\x03\x01hello", 1, 2, True) is None
+    assert http.parse_request(b"GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n").host == "a.example"  # type: ignore[union-attr]
+
+
+def test_stun_application_attributes() -> None:
+    attr = struct.pack("!HH", 0x4000, 4) + b"abcd"
+    msg = struct.pack("!HH", 0x0003, len(attr)) + b"\x21\x12\xa4\x42" + b"\0" * 12 + attr
+    det = protocols.detect_udp(msg, 40000, 3478, True)
+    assert det is not None and det.protocol == "STUN" and det.app == "WhatsApp"
+
+
+def test_ssh_smtp_starttls_and_dhcp_captures() -> None:
+    _, flows = run_engine("tcpdump_ssh.pcap")
+    ssh = next(f for f in flows if f.ext and f.ext.get("protocol") == "SSH")
+    assert ssh.ext["ssh_client"].startswith("OpenSSH") and "ssh_server" in ssh.ext
+    _, flows = run_engine("smtp-starttls.pcap")
+    smtp = [f for f in flows if f.ext and f.ext.get("protocol") == "SMTP"]
+    assert smtp and all(f.ext["starttls"] and f.ext["encrypted"] for f in smtp)
+    reasons = [r for f in smtp for r in f.ext["anomaly_reasons"]]
+    assert any("self-signed certificate" in r for r in reasons)
+    engine, flows = run_engine("dhcp.pcap")
+    dhcp = [f for f in flows if f.ext and f.ext.get("protocol") == "DHCP"]
+    assert any(f.ext.get("dhcp_hostname") == "btest.is.cool" for f in dhcp)
+    assert all(f.ext["category"] == "network" for f in dhcp)
+
+
+def test_anomaly_score_combines_named_signals() -> None:
+    assert anomaly.combine([]) == 0
+    one = anomaly.signal("tls_no_sni")
+    two = anomaly.signal("bogon", addr="192.0.2.1")
+    assert anomaly.combine([one]) == 10
+    assert anomaly.combine([one, two]) == 46  # 1 - 0.9 * 0.6
+    assert anomaly.combine([two] * 5) == 40  # a signal counts once
+    assert two.reason == "traffic to reserved or bogon address 192.0.2.1"
+    assert anomaly.is_bogon("240.1.2.3") and not anomaly.is_bogon("192.168.1.1")
+
+
+def test_beaconing_and_ttl_change() -> None:
+    assert anomaly.beacon_period([0, 60, 120.5, 180, 240.2, 300]) is not None
+    assert anomaly.beacon_period([0, 3, 100, 104, 300, 301]) is None
+    ttl = anomaly.TTLTracker()
+    for _ in range(5):
+        assert ttl.see("10.0.0.5", 64) is None
+    sig = ttl.see("10.0.0.5", 128)
+    assert sig is not None and sig.name == "ttl_change" and "64 to 128" in sig.reason
+    assert ttl.see("10.0.0.5", 128) is None  # flagged once
+
+
+def test_os_verdict_prefers_p0f_and_weighs_other_signals() -> None:
+    host = osfp.HostOS()
+    host.p0f[("Windows 7 or 8", "exact")] += 2
+    host.user_agents["Mozilla/5.0 (Windows NT 6.1; Win64; x64)"] += 1
+    host.ttls[127] += 2
+    label, confidence, signals = host.verdict()  # type: ignore[misc]
+    assert label == "Windows 7 or 8" and confidence > 0.8
+    assert {s["source"] for s in signals} == {"p0f", "user-agent", "ttl"}
+    ua_only = osfp.HostOS()
+    ua_only.user_agents["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"] += 1
+    assert ua_only.verdict()[0] == "iOS"  # type: ignore[index]
+    dhcp_only = osfp.HostOS()
+    dhcp_only.dhcp["1,3,6,15,31,33,43,44,46,47,119,121,249,252|MSFT 5.0"] += 1
+    assert dhcp_only.verdict()[0] == "Windows 10 or 11"  # type: ignore[index]
+    assert osfp.HostOS().verdict() is None

@@ -1,0 +1,109 @@
+"""The DPI feature in `report`: the flow fields and summary sections it adds, the settings that
+turn it off or extend its bad-fingerprint list, and what the CLI says about a bad setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from packettracer.config import Settings
+from packettracer.errors import ConfigError
+from packettracer.services.features import FEATURE_FACTORIES
+from packettracer.services.report import analyze_file_async
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SAFARI = DATA / "443-safari.pcap"
+FLOW_FIELDS = {
+    "app", "category", "confidence", "encrypted", "sni", "alpn", "ja4", "ja3",
+    "anomaly_score", "anomaly_reasons",
+}  # fmt: skip
+
+
+def offline() -> Settings:
+    settings = Settings()
+    settings.resolve.enabled = False
+    settings.resolve.offline = True
+    settings.store.db_path = ":memory:"
+    return settings
+
+
+def test_dpi_is_a_registered_feature() -> None:
+    assert "packettracer.services.dpi_feature:create_dpi_feature" in FEATURE_FACTORIES
+
+
+async def test_report_flows_and_summary_carry_dpi_results() -> None:
+    result = await analyze_file_async(str(SAFARI), offline())
+    (flow,) = result.flows
+    assert set(flow) >= FLOW_FIELDS
+    assert flow["app"] == "ntop" and flow["category"] == "web" and flow["confidence"] == "dpi"
+    summary = result.summary
+    hosts = {h["ip"]: h for h in summary["hosts"]}
+    client = hosts["192.168.1.13"]
+    assert client["os"] == "Mac OS X" and 0 < client["os_confidence"] <= 1
+    assert any(s["source"] == "p0f" for s in client["os_signals"])
+    assert summary["encrypted_share"] == 1.0
+    assert summary["categories"]["web"]["flows"] == 1
+    assert summary["apps"]["ntop"]["bytes"] == flow["bytes_fwd"] + flow["bytes_rev"]
+
+
+async def test_dpi_off_leaves_flows_plain() -> None:
+    settings = offline()
+    settings.dpi.enabled = False
+    result = await analyze_file_async(str(SAFARI), settings)
+    assert "ja4" not in result.flows[0] and "hosts" not in result.summary
+
+
+async def test_user_bad_fingerprint_list_flags_the_flow(tmp_path: Path) -> None:
+    listed = tmp_path / "bad.txt"
+    listed.write_text("# test list\nt12d2010h2_2a284e3b0c56_f05fdf8c38a9 ExampleBot\n")
+    settings = offline()
+    settings.dpi.bad_fingerprints = str(listed)
+    result = await analyze_file_async(str(SAFARI), settings)
+    flow = result.flows[0]
+    assert flow["category"] == "malware" and flow["anomaly_score"] >= 70
+    assert any("ExampleBot" in r for r in flow["anomaly_reasons"])
+    assert result.summary["host_anomalies"][0]["ip"] == "192.168.1.13"
+
+
+async def test_missing_bad_fingerprint_file_is_a_config_error(tmp_path: Path) -> None:
+    settings = offline()
+    settings.dpi.bad_fingerprints = str(tmp_path / "nope.txt")
+    with pytest.raises(ConfigError, match=r"\[dpi\] bad_fingerprints"):
+        await analyze_file_async(str(SAFARI), settings)
+
+
+def test_dpi_settings_from_toml(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("[dpi]\nenabled = false\ninspect_packets = 8\n")
+    settings = Settings.load(conf)
+    assert settings.dpi.enabled is False and settings.dpi.inspect_packets == 8
+    conf.write_text("[dpi]\ninspect = 8\n")
+    with pytest.raises(ConfigError, match="unknown key 'inspect'"):
+        Settings.load(conf)
+
+
+def test_cli_report_json_has_dpi_fields(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "packettracer",
+            "report",
+            "-n",
+            "--offline",
+            "--db",
+            ":memory:",
+            "-r",
+            str(SAFARI),
+            "--format",
+            "json",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert '"ja4":"t12d2010h2_2a284e3b0c56_f05fdf8c38a9"' in out.stdout
