@@ -1,7 +1,8 @@
 """ip-api.com batch client: online city/ISP/AS enrichment, used only when enabled and not offline.
 
 Rules it keeps, whatever the caller does:
-- never more requests than the rate limit (token bucket over a clock that tests can replace);
+- never more requests than the rate limit in any minute (a sliding window over a clock that
+  tests can replace);
 - the server's own counters win: `X-Rl` (requests left in the window) at 0 means wait `X-Ttl`
   seconds (the window's remaining life) before the next request; HTTP 429 likewise;
 - errors back off exponentially (2 s doubling to 5 minutes), never a tight retry loop;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,8 +33,9 @@ BACKOFF_MAX = 300.0
 
 
 class RateLimiter:
-    """Token bucket: `rate` requests per `per` seconds, plus a hold-until set from server
-    headers. `clock` and `sleep` are injectable so tests run on a fake clock."""
+    """At most `rate` requests in any window of `per` seconds (a sliding log of grant times,
+    so no burst can exceed the rate), plus a hold-until set from server headers and backoff.
+    `clock` and `sleep` are injectable so tests run on a fake clock."""
 
     def __init__(
         self,
@@ -45,30 +48,26 @@ class RateLimiter:
         self.per = per
         self.clock = clock
         self.sleep = sleep
-        self.tokens = float(self.rate)
-        self.updated = clock()
+        self.grants: deque[float] = deque()
         self.hold_until = 0.0
         self.granted = 0
 
-    def _refill(self) -> None:
-        now = self.clock()
-        elapsed = max(0.0, now - self.updated)
-        self.updated = now
-        self.tokens = min(float(self.rate), self.tokens + elapsed * self.rate / self.per)
-
     def delay(self) -> float:
         """Seconds until a request may go (0: now)."""
-        self._refill()
-        wait = max(0.0, self.hold_until - self.clock())
-        if self.tokens < 1.0:
-            wait = max(wait, (1.0 - self.tokens) * self.per / self.rate)
-        return wait
+        now = self.clock()
+        grants = self.grants
+        while grants and grants[0] <= now - self.per:
+            grants.popleft()
+        wait = max(0.0, self.hold_until - now)
+        if len(grants) >= self.rate:
+            wait = max(wait, grants[0] + self.per - now)
+        return wait if wait > 1e-9 else 0.0
 
     async def acquire(self) -> None:
         while True:
             wait = self.delay()
             if wait <= 0:
-                self.tokens -= 1.0
+                self.grants.append(self.clock())
                 self.granted += 1
                 return
             await self.sleep(wait)
@@ -77,7 +76,6 @@ class RateLimiter:
         """Apply the server's X-Rl / X-Ttl: nothing left means wait out the window."""
         if remaining is not None and remaining <= 0 and ttl is not None:
             self.hold_until = max(self.hold_until, self.clock() + max(ttl, 0.0) + 1.0)
-            self.tokens = 0.0
 
     def hold(self, seconds: float) -> None:
         self.hold_until = max(self.hold_until, self.clock() + seconds)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from packettracer.model.breakdown import Breakdown, FlowKeys, Table, remote_addr
 from packettracer.model.dnsstats import DnsStats, tunnel_score
 from packettracer.model.flows import Flow, format_address
 from packettracer.model.hostnames import client_hello_sni, http_host
-from packettracer.model.names import DNS, HTTP, PTR, SNI, NameTable
+from packettracer.model.names import DNS, HTTP, PTR, SEEN_NAME_LIFETIME, SNI, NameTable
 from packettracer.services.geo import GeoInfo, GeoService, OfflineGeo
 from packettracer.services.ownership import Ownership, OwnershipService
 from packettracer.services.pipeline import Analyzer
@@ -128,6 +129,7 @@ class ResolutionFeature:
             runtime.add_service(self.ownership)
         self._store = runtime.features.get("store")
         if self._store is not None:
+            # the database stamps host facts with wall time (a replayed capture may be years old)
             runtime.add_service(_WarmUp(self))
             self.geo.on_update.append(self._store_geo)
             self.rdns.on_result.append(self._store_ptr)
@@ -165,7 +167,7 @@ class ResolutionFeature:
                 self._record_dns(event, msg, learned)
             if self._store is not None:
                 for address, name, _ttl in learned:
-                    self._store.upsert_host(address, name=name, source=DNS, learned_at=pkt.ts)
+                    self._store.upsert_host(address, name=name, source=DNS)
 
     def _record_dns(self, event: Any, msg: dnsparse.DnsMessage, learned: list[Any]) -> None:
         if self._store is None or not event.qname:
@@ -202,7 +204,7 @@ class ResolutionFeature:
         flow.set("name", entry.name)
         flow.set("name_source", source)
         if self._store is not None:
-            self._store.upsert_host(address, name=entry.name, source=source, learned_at=pkt.ts)
+            self._store.upsert_host(address, name=entry.name, source=source)
 
     # --- per flow -------------------------------------------------------------------------
 
@@ -311,7 +313,12 @@ class ResolutionFeature:
                 if source == PTR:
                     self.rdns.warm(address, name)
                 elif source in (DNS, SNI, HTTP):
-                    self.names.add(address, name, source, float(item.get("learned_at") or 0))
+                    # a remembered name holds for the first hour of this run; fresh answers win
+                    learned = float(item.get("learned_at") or 0)
+                    self.names.add(address, name, source, learned, ttl=None)
+                    entry = self.names.best(address)
+                    if entry is not None and entry.name == name:
+                        entry.expires = time.time() + SEEN_NAME_LIFETIME
             geo = row.get("geo")
             if isinstance(geo, dict) and classify(address) is None:
                 self.geo.warm(address, GeoInfo.from_dict(geo))
