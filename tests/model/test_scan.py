@@ -238,3 +238,22 @@ def test_traceroute_probes_are_not_a_scan() -> None:
         lab.send("10.10.0.5", "10.10.9.9", proto=UDP, sport=40000 + ttl, dport=33434 + ttl)
     lab.det.tick()
     assert lab.found == []
+
+
+def test_total_window_memory_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from packettracer.model import scan
+
+    monkeypatch.setattr(scan, "MAX_TOTAL_PROBES", 500)
+    lab = Lab()
+    for i in range(40):
+        for port in range(1, 31):
+            lab.send(
+                f"10.11.0.{i + 1}",
+                "10.11.1.1",
+                sport=40000,
+                dport=port,
+                flags=SYN,
+                opts=STACK_SYN_OPTS,
+            )
+    assert lab.det.window_probes <= 500
+    assert lab.det.window_probes == sum(len(s.window) for s in lab.det.sources.values())

@@ -56,6 +56,10 @@ ICMP_UNREACH = {ICMP: 3, ICMP6: 1}
 
 MAX_WINDOW_PROBES = 8192
 """Distinct probes one source keeps in its window (oldest dropped beyond)."""
+MAX_TOTAL_PROBES = 262_144
+"""Probes kept over all sources; beyond it the least recently active sources are dropped
+(about 30 MB at most, whatever the traffic)."""
+MAX_DETECTIONS = 10_000
 MAX_EVIDENCE_ITEMS = 65536
 MAX_OPEN = 1024
 
@@ -231,6 +235,8 @@ class ScanDetector:
         self.sources: OrderedDict[bytes, _Source] = OrderedDict()
         self.detections: dict[str, ScanEvidence] = {}
         self._flagged: dict[bytes, _Source] = {}
+        self.window_probes = 0
+        """Probes held in all windows together (bounded by MAX_TOTAL_PROBES)."""
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -321,9 +327,7 @@ class ScanDetector:
             src = _Source(src_addr, ts)
             sources[src_addr] = src
             if len(sources) > self.t.max_sources:
-                old_addr, old = sources.popitem(last=False)
-                if old.flagged:
-                    self._flagged.pop(old_addr, None)
+                self._drop_oldest()
         else:
             sources.move_to_end(src_addr)
         src.packets += 1
@@ -343,6 +347,9 @@ class ScanDetector:
             window[key] = ts
             return
         window[key] = ts
+        self.window_probes += 1
+        if self.window_probes > MAX_TOTAL_PROBES and len(sources) > 1:
+            self._drop_oldest()
         src.probes += 1
         src.techniques[tech] = src.techniques.get(tech, 0) + 1
         n = src.per_target.get(dst, 0) + 1
@@ -361,8 +368,15 @@ class ScanDetector:
         if shape:
             self._flag(src, shape)
 
+    def _drop_oldest(self) -> None:
+        old_addr, old = self.sources.popitem(last=False)
+        self.window_probes -= len(old.window)
+        if old.flagged:
+            self._flagged.pop(old_addr, None)
+
     def _forget(self, src: _Source, key: ProbeKey) -> None:
         del src.window[key]
+        self.window_probes -= 1
         dst, port = key
         n = src.per_target[dst] - 1
         if n == self.t.block_ports - 1 and port >= 0:
@@ -478,7 +492,10 @@ class ScanDetector:
     def _emit(self, src: _Source) -> None:
         src.dirty = False
         ev = self.evidence(src)
+        self.detections.pop(ev.scanner, None)
         self.detections[ev.scanner] = ev
+        if len(self.detections) > MAX_DETECTIONS:
+            del self.detections[next(iter(self.detections))]
         if self.on_detect is not None:
             self.on_detect(ev)
 
