@@ -25,6 +25,7 @@ _PROTO_SETS: dict[str, frozenset[int]] = {
     "icmp": frozenset({ICMP, ICMP6}),
 }
 _KNOWN = frozenset({TCP, UDP, ICMP, ICMP6})
+_PORT_PROTOS = frozenset({TCP, UDP})
 
 SORT_KEYS: dict[str, Callable[[Flow], float]] = {
     "bytes": lambda f: f.bytes_fwd + f.bytes_rev,
@@ -43,6 +44,11 @@ class IpFilter:
 
     text: str
     network: IpNetwork | None = None
+    # The network as integers, compared with the packed addresses of the flow key: parsing
+    # two address strings per flow would cost ~20 µs, this costs well under one.
+    _size: int = 0
+    _mask: int = 0
+    _net: int = 0
 
     @classmethod
     def parse(cls, text: str) -> IpFilter | None:
@@ -52,23 +58,25 @@ class IpFilter:
             return None
         if "/" in text:
             try:
-                return cls(text, ipaddress.ip_network(text, strict=False))
+                net = ipaddress.ip_network(text, strict=False)
             except ValueError:
                 raise ValueError(f"not a network: {text!r}") from None
+            return cls(
+                text, net, net.max_prefixlen // 8, int(net.netmask), int(net.network_address)
+            )
         return cls(text.lower())
 
     def matches(self, flow: Flow) -> bool:
-        net = self.network
-        if net is None:
+        if self.network is None:
             text = self.text
             return text in flow.src or text in flow.dst
-        for addr in (flow.src, flow.dst):
-            try:
-                if ipaddress.ip_address(addr) in net:
-                    return True
-            except ValueError:  # not an IP (e.g. a MAC for ARP flows)
-                continue
-        return False
+        key = flow.key
+        size, mask, net = self._size, self._mask, self._net
+        a = key[1]
+        b = key[3]
+        return (len(a) == size and int.from_bytes(a) & mask == net) or (
+            len(b) == size and int.from_bytes(b) & mask == net
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class PortFilter:
 
     text: str
     ranges: tuple[tuple[int, int], ...]
+    ports: frozenset[int] | None = None
+    """The same ports as a set, when there are few enough (the fast test)."""
 
     @classmethod
     def parse(cls, text: str) -> PortFilter | None:
@@ -98,11 +108,16 @@ class PortFilter:
             ranges.append((low, high))
         if not ranges:
             return None
-        return cls(text, tuple(ranges))
+        ports = None
+        if sum(high - low + 1 for low, high in ranges) <= 4096:
+            ports = frozenset(p for low, high in ranges for p in range(low, high + 1))
+        return cls(text, tuple(ranges), ports)
 
     def matches(self, flow: Flow) -> bool:
         if flow.proto not in (TCP, UDP):
             return False  # ICMP "ports" are type/code, not ports
+        if self.ports is not None:
+            return flow.sport in self.ports or flow.dport in self.ports
         sport = flow.sport
         dport = flow.dport
         return any(low <= sport <= high or low <= dport <= high for low, high in self.ranges)
@@ -141,14 +156,33 @@ class DestinationGroup:
         if flow.proto in (TCP, UDP):
             self.ports.add(flow.dport)
 
-
-GROUP_SORT_KEYS: dict[str, Callable[[DestinationGroup], float]] = {
-    "bytes": lambda g: g.bytes,
-    "packets": lambda g: g.packets,
-    "rate": lambda g: g.rate_bps,
-    "recent": lambda g: g.last_seen,
-    "duration": lambda g: g.duration,
-}
+    @classmethod
+    def of(cls, address: str, members: list[Flow]) -> DestinationGroup:
+        """The group of `members`, aggregated in one flat loop (the view builds hundreds of
+        these per refresh)."""
+        packets = nbytes = 0
+        rate = 0.0
+        last = 0.0
+        first = float("inf")
+        # one flow per protocol number: it names the protocol once the loop is done
+        samples: dict[int, Flow] = {}
+        ports: set[int] = set()
+        port_protos = _PORT_PROTOS
+        for f in members:
+            packets += f.packets_fwd + f.packets_rev
+            nbytes += f.bytes_fwd + f.bytes_rev
+            rate += f.rate_bps
+            if f.last_seen > last:
+                last = f.last_seen
+            if f.first_seen < first:
+                first = f.first_seen
+            proto = f.proto
+            if proto not in samples:
+                samples[proto] = f
+            if proto in port_protos:
+                ports.add(f.dport)
+        names = {f.proto_name for f in samples.values()}
+        return cls(address, members, packets, nbytes, rate, last, first, names, ports)
 
 
 class FlowView:
@@ -248,24 +282,63 @@ class FlowView:
         return self.ip_filter is None or self.ip_filter.matches(flow)
 
     def filter(self, flows: Iterable[Flow]) -> list[Flow]:
-        if not self.filtering:
-            return list(flows)
-        matches = self.matches
-        return [f for f in flows if matches(f)]
+        """The flows passing every filter. One cheap pass per active filter, cheapest first:
+        this runs over 50,000 flows several times a second."""
+        out = flows if isinstance(flows, list) else list(flows)
+        if self.proto != "all":
+            wanted = _PROTO_SETS.get(self.proto)
+            if wanted is None:
+                out = [f for f in out if f.proto not in _KNOWN]
+            else:
+                out = [f for f in out if f.proto in wanted]
+        port_filter = self.port_filter
+        if port_filter is not None:
+            ports = port_filter.ports
+            if ports is not None:
+                out = [
+                    f
+                    for f in out
+                    if (f.sport in ports or f.dport in ports) and f.proto in _PORT_PROTOS
+                ]
+            else:
+                out = [f for f in out if port_filter.matches(f)]
+        ip_filter = self.ip_filter
+        if ip_filter is not None:
+            if ip_filter.network is None:
+                text = ip_filter.text
+                out = [f for f in out if text in f.src or text in f.dst]
+            else:
+                out = [f for f in out if ip_filter.matches(f)]
+        return out if out is not flows else list(out)
 
     def top(self, flows: Iterable[Flow], limit: int) -> list[Flow]:
         """The first `limit` flows passing the filters, by the current sort (largest first;
-        ties by flow id so the order is stable)."""
+        equal values by flow id, so rows do not swap places from one refresh to the next)."""
         key = SORT_KEYS[self.sort]
-        return heapq.nlargest(limit, self.filter(flows), key=lambda f: (key(f), -f.id))
+        top = heapq.nlargest(limit, self.filter(flows), key=key)
+        top.sort(key=lambda f: (-key(f), f.id))
+        return top
 
     def groups(self, flows: Iterable[Flow], limit: int) -> list[DestinationGroup]:
-        """Flows passing the filters, grouped by destination address, top `limit` groups."""
-        by_addr: dict[str, DestinationGroup] = {}
+        """Flows passing the filters, grouped by destination address, top `limit` groups.
+        Only the groups shown are fully aggregated."""
+        by_addr: dict[str, list[Flow]] = {}
         for flow in self.filter(flows):
-            group = by_addr.get(flow.dst)
-            if group is None:
-                group = by_addr[flow.dst] = DestinationGroup(flow.dst)
-            group.add(flow)
-        key = GROUP_SORT_KEYS[self.sort]
-        return heapq.nlargest(limit, by_addr.values(), key=lambda g: (key(g), g.address))
+            members = by_addr.get(flow.dst)
+            if members is None:
+                by_addr[flow.dst] = [flow]
+            else:
+                members.append(flow)
+        flow_key = SORT_KEYS[self.sort]
+        if self.sort == "recent":
+            rank: dict[str, float] = {a: max(map(flow_key, fl)) for a, fl in by_addr.items()}
+        elif self.sort == "duration":
+            rank = {
+                a: max(f.last_seen for f in fl) - min(f.first_seen for f in fl)
+                for a, fl in by_addr.items()
+            }
+        else:
+            rank = {a: sum(map(flow_key, fl)) for a, fl in by_addr.items()}
+        chosen = heapq.nlargest(limit, rank, key=rank.__getitem__)
+        chosen.sort(key=lambda a: (-rank[a], a))
+        return [DestinationGroup.of(address, by_addr[address]) for address in chosen]

@@ -32,6 +32,8 @@ from packettracer.widgets.flow_table import (
 # Least time between two recomputations of the view while nothing but traffic changed:
 # sorting 50,000 flows costs tens of milliseconds, and rates change every half second anyway.
 RECOMPUTE_INTERVAL = 0.3
+# ... and never more than this share of the time, however many flows there are.
+RECOMPUTE_SHARE = 0.15
 
 # Address columns share the width left by the others: IPv4 fits in 15, IPv6 needs up to 39.
 ADDRESS_COLUMNS = ("src", "dst")
@@ -108,6 +110,7 @@ class TrafficPanel(Panel):
         self.total = 0
         self._dirty = True
         self._last_compute = 0.0
+        self._interval = RECOMPUTE_INTERVAL
         self._data_mark: tuple[int, int] = (-1, -1)
         self._grouped_columns: bool | None = None
         self._fitted_width = 0
@@ -141,12 +144,14 @@ class TrafficPanel(Panel):
             if mark == self._data_mark and now - self._last_compute < 1.0:
                 self._show_view_line()
                 return
-            if now - self._last_compute < RECOMPUTE_INTERVAL:
+            if now - self._last_compute < self._interval:
                 return
         self._data_mark = mark
         self._last_compute = now
         self._dirty = False
         self._recompute()
+        cost = time.monotonic() - now
+        self._interval = max(RECOMPUTE_INTERVAL, cost / RECOMPUTE_SHARE)
 
     def _recompute(self) -> None:
         table = self.table
@@ -201,9 +206,10 @@ class TrafficPanel(Panel):
     def _all_flows(self) -> list[Flow]:
         # Local flows plus those relayed from remote sites, when the Runtime has any.
         all_flows = getattr(self.runtime, "all_flows", None)
-        if all_flows is not None:
+        if all_flows is not None and getattr(self.runtime, "flow_providers", None):
             return list(all_flows())
-        return list(self.runtime.pipeline.flows)
+        # The common case, without a generator step per flow (50,000 of them).
+        return list(self.runtime.pipeline.flows.flows.values())
 
     def invalidate(self) -> None:
         """The view settings changed: recompute now."""
