@@ -46,7 +46,16 @@ class LiveCapture:
         await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        await asyncio.sleep(SETTLE)
+        # Wait until nothing new has arrived for a while: on a busy machine the capture thread
+        # may still be catching up when the traffic is over.
+        deadline = asyncio.get_running_loop().time() + 10
+        seen = -1
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(SETTLE)
+            now = self.service.received + self.pipeline.stats.packets
+            if now == seen and not len(self.service.queue):
+                break
+            seen = now
         self.service.stop()
         assert self._task is not None
         await asyncio.wait_for(self._task, 5)

@@ -1,22 +1,14 @@
-"""Helpers for the live-capture tests: a namespace pair joined by a veth, and tcpdump as the
-independent reference for packet counts."""
+"""Helpers for the live-capture tests: namespaces, and a namespace pair joined by a veth."""
 
 from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-from packettracer.capture.pcapfile import CaptureReader
-from packettracer.services.pipeline import Pipeline
 
 
 def run(*cmd: str) -> None:
@@ -87,52 +79,6 @@ def namespace() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
-
-
-class Tcpdump:
-    """tcpdump writing a capture file: the reference our live counts are compared with."""
-
-    def __init__(self, iface: str, bpf: str, out: Path, netns: str | None = None) -> None:
-        prefix = ["ip", "netns", "exec", netns] if netns else []
-        self.out = out
-        self.proc = subprocess.Popen(
-            [
-                *prefix,
-                "tcpdump",
-                "-i",
-                iface,
-                "-n",
-                "--immediate-mode",
-                "-U",
-                "-Z",
-                "root",
-                "-w",
-                str(out),
-                bpf,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 10
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if "listening on" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.proc.kill()
-        raise RuntimeError(f"tcpdump did not start on {iface}")
-
-    def stop(self) -> list[dict[str, Any]]:
-        time.sleep(0.2)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=10)
-        pipeline = Pipeline()
-        with CaptureReader(self.out) as reader:
-            pipeline.feed(reader)
-        return [flow.to_dict() for flow in pipeline.flows]
 
 
 def python_env() -> dict[str, str]:

@@ -11,11 +11,16 @@ COUNT each way.
 
 from __future__ import annotations
 
+import json
 import socket
+import struct
 import sys
 import threading
 
 TIMEOUT = 5.0
+# struct tcp_info (linux/tcp.h): tcpi_segs_out and tcpi_segs_in follow tcpi_bytes_received.
+SEGS_OFFSET = 136
+TCP_INFO_SIZE = 144
 
 
 def udp_echo(host: str, port: int, count: int, ready: threading.Event | None = None) -> None:
@@ -57,7 +62,7 @@ def udp_send(host: str, port: int, count: int, sport: int = 0) -> None:
             sock.recvfrom(65535)
 
 
-def tcp_send(host: str, port: int, count: int) -> None:
+def tcp_send(host: str, port: int, count: int) -> tuple[int, int]:
     with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(count):
@@ -72,6 +77,16 @@ def tcp_send(host: str, port: int, count: int) -> None:
         sock.shutdown(socket.SHUT_WR)
         while sock.recv(65535):
             pass
+        # The server's FIN has been received and acknowledged: the kernel's segment counters now
+        # hold every packet of the connection, each way.
+        return segment_counts(sock)
+
+
+def segment_counts(sock: socket.socket) -> tuple[int, int]:
+    """(segments sent, segments received) from TCP_INFO (tcpi_segs_out, tcpi_segs_in)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+    segs_out, segs_in = struct.unpack_from("=II", info, SEGS_OFFSET)
+    return segs_out, segs_in
 
 
 def serve(host: str, udp_port: int, tcp_port: int, count: int) -> None:
@@ -89,9 +104,12 @@ def serve(host: str, udp_port: int, tcp_port: int, count: int) -> None:
         t.join()
 
 
-def send(host: str, udp_port: int, tcp_port: int, count: int) -> None:
+def send(host: str, udp_port: int, tcp_port: int, count: int) -> tuple[int, int]:
+    """Returns the TCP segments (sent, received) by the client."""
     udp_send(host, udp_port, count)
-    tcp_send(host, tcp_port, count)
+    segments = tcp_send(host, tcp_port, count)
+    print(json.dumps({"tcp_segments": segments}), flush=True)
+    return segments
 
 
 def main(argv: list[str]) -> int:

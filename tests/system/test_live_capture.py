@@ -1,8 +1,8 @@
 """Live capture as root: real UDP and TCP traffic on `lo` and between two network namespaces,
 captured by each backend through the real CaptureService and Pipeline.
 
-UDP counts are exact by construction (every datagram waits for its echo); TCP counts are compared
-with tcpdump capturing the same traffic at the same time.
+UDP counts are exact by construction (every datagram waits for its echo); TCP counts must equal
+what the client's own kernel counted (TCP_INFO segments sent and received).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 from conftest import is_root, packettracer_cmd
 from system import live_peer
 from system.live_capture_run import LiveCapture, live_settings
-from system.live_netns import Tcpdump, namespace, ns_pair, python_env
+from system.live_netns import namespace, ns_pair, python_env
 
 HERE = Path(__file__).resolve().parent
 COUNT = 5
@@ -37,11 +37,6 @@ def free_port(kind: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def need_tool(name: str) -> None:
-    if shutil.which(name) is None:
-        pytest.skip(f"{name} is not installed (scripts/install-system-deps.sh test)")
-
-
 def one_flow(flows: list[dict[str, Any]], proto: str, port: int) -> dict[str, Any]:
     found = [f for f in flows if f["proto"] == proto and port in (f["sport"], f["dport"])]
     assert len(found) == 1, f"expected one {proto} flow on port {port}, got {found}"
@@ -54,10 +49,10 @@ def assert_udp_exact(flow: dict[str, Any], src: str, dst: str, dport: int) -> No
     assert flow["packets_rev"] == COUNT, flow
 
 
-def assert_tcp_like_reference(flow: dict[str, Any], ref: dict[str, Any], src: str) -> None:
-    assert flow["src"] == src and ref["src"] == src
-    assert (flow["packets_fwd"], flow["packets_rev"]) == (ref["packets_fwd"], ref["packets_rev"])
-    assert (flow["bytes_fwd"], flow["bytes_rev"]) == (ref["bytes_fwd"], ref["bytes_rev"])
+def assert_tcp_segments(flow: dict[str, Any], segments: tuple[int, int], src: str) -> None:
+    """The client's kernel counted `segments` (sent, received): the flow has exactly those."""
+    assert flow["src"] == src
+    assert (flow["packets_fwd"], flow["packets_rev"]) == tuple(segments), (flow, segments)
     # handshake + COUNT request/echo pairs + close: at least this many, whatever the ACK timing
     assert flow["packets_fwd"] + flow["packets_rev"] >= 2 * COUNT + 5
     assert flow["tcp_state"] == "closed"
@@ -76,25 +71,21 @@ def start_servers(udp_port: int, tcp_port: int) -> threading.Thread:
 
 @needs_root
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_loopback_udp_and_tcp_counted_once(backend: str, tmp_path: Path) -> None:
-    need_tool("tcpdump")
+async def test_loopback_udp_and_tcp_counted_once(backend: str) -> None:
     udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    ports = f"port {udp_port} or port {tcp_port}"
-    dump = Tcpdump("lo", ports, tmp_path / "lo.pcap")
     capture = LiveCapture(live_settings("lo", backend))
     await capture.start()
     server = start_servers(udp_port, tcp_port)
     await asyncio.sleep(0.1)
-    await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
+    segments = await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
     server.join(5)
     await capture.stop()
-    reference = dump.stop()
     result = capture.result()
     assert result["dropped"] == 0
     udp = one_flow(result["flows"], "udp", udp_port)
     assert_udp_exact(udp, "127.0.0.1", "127.0.0.1", udp_port)
     tcp = one_flow(result["flows"], "tcp", tcp_port)
-    assert_tcp_like_reference(tcp, one_flow(reference, "tcp", tcp_port), "127.0.0.1")
+    assert_tcp_segments(tcp, segments, "127.0.0.1")
     assert tcp["dport"] == tcp_port
 
 
@@ -146,7 +137,7 @@ def ns_capture(ns: str, iface: str, backend: str, bpf: str) -> subprocess.Popen[
     return proc
 
 
-def ns_exchange(pair: Any, udp_port: int, tcp_port: int) -> None:
+def ns_exchange(pair: Any, udp_port: int, tcp_port: int) -> tuple[int, int]:
     """Servers in namespace b, the client in namespace a."""
     peer = str(HERE / "live_peer.py")
     args = [pair.ip_b, str(udp_port), str(tcp_port), str(COUNT)]
@@ -157,12 +148,16 @@ def ns_exchange(pair: Any, udp_port: int, tcp_port: int) -> None:
     )
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "ready"
-    subprocess.run(
+    client = subprocess.run(
         ["ip", "netns", "exec", pair.a, sys.executable, peer, "send", *args],
         check=True,
         timeout=30,
+        capture_output=True,
+        text=True,
     )
     server.wait(timeout=10)
+    out, back = json.loads(client.stdout.strip().splitlines()[-1])["tcp_segments"]
+    return int(out), int(back)
 
 
 def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -173,20 +168,17 @@ def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 @needs_root
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_namespace_pair_udp_and_tcp(backend: str, tmp_path: Path) -> None:
-    need_tool("tcpdump")
+def test_namespace_pair_udp_and_tcp(backend: str) -> None:
     udp_port, tcp_port = 40053, 40080
     with ns_pair() as pair:
         capture = ns_capture(pair.b, pair.veth_b, backend, "")
-        dump = Tcpdump(pair.veth_b, f"tcp port {tcp_port}", tmp_path / "ns.pcap", netns=pair.b)
-        ns_exchange(pair, udp_port, tcp_port)
-        reference = dump.stop()
+        segments = ns_exchange(pair, udp_port, tcp_port)
         result = finish(capture)
     assert result["dropped"] == 0
     udp = one_flow(result["flows"], "udp", udp_port)
     assert_udp_exact(udp, pair.ip_a, pair.ip_b, udp_port)
     tcp = one_flow(result["flows"], "tcp", tcp_port)
-    assert_tcp_like_reference(tcp, one_flow(reference, "tcp", tcp_port), pair.ip_a)
+    assert_tcp_segments(tcp, segments, pair.ip_a)
     # a asked for b's MAC before the first datagram: ARP is on the link too
     assert any(f.get("proto_name") == "arp" for f in result["flows"]), result["flows"]
 
@@ -197,11 +189,11 @@ def test_namespace_pair_with_filter(backend: str) -> None:
     udp_port, tcp_port = 40153, 40180
     with ns_pair() as pair:
         capture = ns_capture(pair.b, pair.veth_b, backend, f"tcp port {tcp_port}")
-        ns_exchange(pair, udp_port, tcp_port)
+        segments = ns_exchange(pair, udp_port, tcp_port)
         result = finish(capture)
     assert [f["proto"] for f in result["flows"]] == ["tcp"], result["flows"]
-    assert result["flows"][0]["src"] == pair.ip_a
-    assert result["packets"] == result["received"] >= 2 * COUNT + 5
+    assert_tcp_segments(result["flows"][0], segments, pair.ip_a)
+    assert result["packets"] == result["received"] == sum(segments)
 
 
 @needs_root

@@ -284,6 +284,15 @@ class AfPacketSource:
             if time.monotonic() >= next_stats:
                 self._read_stats()
                 next_stats = time.monotonic() + 0.5
+        # Stopping: still take what the kernel has already handed over.
+        for _ in range(block_nr):
+            base = block * block_size
+            status, num_pkts, first = block_hdr(ring, base + BLOCK_HDR_OFFSET)
+            if not status & TP_STATUS_USER:
+                break
+            batch = walk(queue, batch, base + first, num_pkts)
+            set_status(ring, base + BLOCK_HDR_OFFSET, TP_STATUS_KERNEL)
+            block = block + 1 if block + 1 < block_nr else 0
         if batch:
             self._offer(queue, batch)
 
