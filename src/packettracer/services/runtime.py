@@ -120,7 +120,10 @@ class Runtime:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
-        closers = [getattr(s, "close", None) for s in self.services]
+        # Services marked `close_last` (the database writer) close after every other one, so
+        # that what the others flush while closing is still written.
+        ordered = sorted(self.services, key=lambda s: bool(getattr(s, "close_last", False)))
+        closers = [getattr(s, "close", None) for s in ordered]
         for close in closers:
             if close is None:
                 continue

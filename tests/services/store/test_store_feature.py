@@ -138,3 +138,35 @@ async def test_memory_database_feeds_readers(tmp_path: Path) -> None:
         assert feature.load_hosts()[0]["names"][0]["name"] == "m.example"
     finally:
         await runtime.stop()
+
+
+async def test_rows_flushed_by_other_services_while_closing_are_written(tmp_path: Path) -> None:
+    settings = offline_settings()
+    settings.store.db_path = str(tmp_path / "order.db")
+    runtime = Runtime(settings)
+    feature = create_store_feature(runtime, "dashboard")
+    assert feature is not None
+    feature.attach(runtime)
+    runtime.features["store"] = feature
+
+    class FlushesOnClose:
+        """A later feature's service that hands its last rows over when it closes."""
+
+        name = "late"
+
+        async def run(self) -> None:
+            await asyncio.Event().wait()
+
+        async def close(self) -> None:
+            feature.record_alert("shutdown", "written while closing", uid="last")
+
+    runtime.add_service(FlushesOnClose())
+    runtime.start()
+    await asyncio.sleep(0.05)
+    await runtime.stop()
+    assert feature.writer.lost == 0
+    conn = sqlite3.connect(settings.store.db_path)
+    assert conn.execute("SELECT uid FROM alerts").fetchall() == [("last",)]
+    conn.close()
+    feature.record_alert("too late", "after the writer stopped")
+    assert feature.writer.lost == 1

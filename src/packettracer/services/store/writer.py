@@ -36,6 +36,8 @@ class StoreWriter:
     """A Runtime service (`name = "store"`): `run()` starts the thread, `close()` drains it."""
 
     name = "store"
+    close_last = True
+    """Runtime.stop() closes this after the other services, which may still flush rows."""
 
     def __init__(
         self,
@@ -124,6 +126,9 @@ class StoreWriter:
         """Queue one row of `kind` (see KINDS); False if refused (memory bound reached)."""
         if kind not in self.handlers:
             raise ValueError(f"unknown row kind {kind!r} (known: {', '.join(KINDS)})")
+        if self._closed:
+            self.lost += 1  # after the writer stopped: counted, never silently gone
+            return False
         if len(self._queue) + len(self._retry) >= self.max_pending:
             self.dropped += 1
             self._episode_dropped += 1
