@@ -251,6 +251,38 @@ def test_disk_full_warns_keeps_rows_bounded_and_resumes(small_tmpfs: Path) -> No
     asyncio.run(scenario())
 
 
+async def test_dashboard_status_bar_shows_a_full_disk_and_keeps_running(
+    small_tmpfs: Path,
+) -> None:
+    from functional.dashboard_helpers import dashboard_settings, make_app, replayed, wait_for
+    from rich.text import Text
+
+    from packettracer.widgets.status_bar import StatusBar
+
+    settings = dashboard_settings()
+    settings.store.db_path = str(small_tmpfs / "data.db")
+    app = make_app(settings=settings)
+
+    def status() -> str:
+        rendered = app.query_one(StatusBar).render()
+        return rendered.plain if isinstance(rendered, Text) else str(rendered)
+
+    async with app.run_test(size=(160, 30)) as pilot:
+        await replayed(pilot)
+        store = app.runtime.features["store"]
+        filler = await asyncio.to_thread(fill, small_tmpfs)
+        for i in range(30_000):
+            store.record_dns(f"host-{i}.example", answers=["192.0.2.1"] * 20)
+        await wait_for(pilot, lambda: "disk full" in status(), limit=30)
+        assert "rows not written" in status()
+        await pilot.press("g")  # the dashboard still answers keys
+        await pilot.press("g")
+        assert app.runtime.errors == []
+        await asyncio.to_thread(filler.unlink)
+        await wait_for(pilot, lambda: "disk full," not in status(), limit=30)
+    assert integrity(settings.store.db_path) == "ok"
+
+
 def test_cli_unusable_path_is_one_line_suggesting_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "plain-file"
     blocker.write_text("x")
