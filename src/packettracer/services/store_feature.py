@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB_PATH = StoreSettings().db_path
 HOST_WARMUP_DAYS = 7.0
+REPORT_MAX_PENDING = 50_000_000
 
 
 class StoreFeature:
@@ -440,4 +441,9 @@ def create_store_feature(runtime: Runtime, mode: str) -> StoreFeature | None:
     if not wants_store(settings, mode):
         return None
     location, conn = open_database(settings.db_path)
-    return StoreFeature(location, conn, retention_days=settings.retention_days)
+    options: dict[str, Any] = {}
+    if mode == "report":
+        # A file is read faster than any disk writes; the report keeps every flow in memory
+        # anyway, so here rows wait rather than being refused.
+        options["max_pending"] = REPORT_MAX_PENDING
+    return StoreFeature(location, conn, retention_days=settings.retention_days, **options)
