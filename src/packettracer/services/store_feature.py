@@ -43,6 +43,7 @@ or use ``store.cached(...)`` from a UI timer, which never waits):
         refreshes in the background when older than max_age (for panels, which never do I/O);
         with window=S the first argument is "now - S" at each refresh.
     destinations_history_line(runtime) -> str: the Traffic panel's destinations-view note.
+    stats_history_line(runtime) -> str: the same for the Stats panel's summary line.
 
 Modes: the dashboard and the agent always store (default ~/.packettracer/data.db, `--db PATH`,
 `--db :memory:`). `report` stores only when a database was named explicitly (`--db PATH`, or a
@@ -425,6 +426,25 @@ def destinations_history_line(runtime: Runtime) -> str:
     text = f"stored 24h: {summary['destinations']} destinations, {summary['flows']} flows"
     if top:
         text += f"; most bytes: {top[0]['dst']} ({_size(top[0]['bytes'])})"
+    return text
+
+
+def stats_history_line(runtime: Runtime) -> str:
+    """One line for the Stats panel: the last 24 hours in the database, and since when it
+    holds history. Empty without a store or before the first (background) query answered."""
+    store = runtime.features.get("store")
+    if store is None:
+        return ""
+    summary = store.cached("history_summary", window=HISTORY_WINDOW, max_age=30.0)
+    if not summary:
+        return ""
+    text = (
+        f"stored 24h: {summary['flows']} flows, {_size(summary['bytes'])}, "
+        f"{summary['sources']} sources, {summary['destinations']} destinations"
+    )
+    oldest = summary.get("oldest")
+    if oldest:
+        text += "; history since " + time.strftime("%Y-%m-%d", time.localtime(oldest))
     return text
 
 

@@ -15,7 +15,12 @@ from packettracer.services.features import FEATURE_FACTORIES, install_features
 from packettracer.services.report import analyze_file, analyze_file_async
 from packettracer.services.runtime import Runtime
 from packettracer.services.store import StoreError
-from packettracer.services.store_feature import StoreFeature, create_store_feature
+from packettracer.services.store_feature import (
+    StoreFeature,
+    create_store_feature,
+    destinations_history_line,
+    stats_history_line,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SCAN = DATA / "tcp_scan.pcapng"
@@ -170,3 +175,37 @@ async def test_rows_flushed_by_other_services_while_closing_are_written(tmp_path
     conn.close()
     feature.record_alert("too late", "after the writer stopped")
     assert feature.writer.lost == 1
+
+
+async def test_panel_lines_come_from_background_reads(tmp_path: Path) -> None:
+    settings = offline_settings()
+    settings.store.db_path = str(tmp_path / "lines.db")
+    runtime = Runtime(settings)
+    assert destinations_history_line(runtime) == stats_history_line(runtime) == ""  # no store
+    feature = create_store_feature(runtime, "dashboard")
+    assert feature is not None
+    feature.attach(runtime)
+    runtime.features["store"] = feature
+    runtime.start()
+    try:
+        now = time.time()
+        for i, dst in enumerate(["198.51.100.1", "198.51.100.2", "198.51.100.2"]):
+            feature.record_flow(
+                {"proto": "tcp", "src": "192.0.2.1", "sport": 1000 + i, "dst": dst,
+                 "dport": 443, "bytes_fwd": 1500, "bytes_rev": 500_000,
+                 "first_seen": now - 40 * 86400 if i == 0 else now - 60, "last_seen": now - 50}
+            )  # fmt: skip
+        await feature.finish()
+        deadline = time.monotonic() + 10
+        while not (destinations_history_line(runtime) and stats_history_line(runtime)):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert destinations_history_line(runtime) == (
+            "stored 24h: 2 destinations, 3 flows; most bytes: 198.51.100.2 (1.0 MB)"
+        )
+        day = time.strftime("%Y-%m-%d", time.localtime(now - 40 * 86400))
+        assert stats_history_line(runtime) == (
+            f"stored 24h: 3 flows, 1.5 MB, 1 sources, 2 destinations; history since {day}"
+        )
+    finally:
+        await runtime.stop()
