@@ -148,3 +148,63 @@ def test_bad_fixed_clock_is_one_line(tmp_path: Path) -> None:
         env={"PACKETTRACER_FIXED_CLOCK": "noon"},
     )
     one_line_error(proc, 2, "PACKETTRACER_FIXED_CLOCK")
+
+
+def test_snapshot_of_a_live_capture_on_loopback(tmp_path: Path) -> None:
+    """Captures `lo` for --duration seconds while this test sends UDP datagrams to a port of its
+    own; the screenshot shows that flow."""
+    if os.geteuid() != 0:
+        pytest.skip("live capture needs root (or CAP_NET_RAW)")
+    if not EXE.exists():
+        pytest.skip("the packettracer command is not installed in .venv (run make setup)")
+    import socket
+    import time
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out = tmp_path / "live.svg"
+    environ = dict(os.environ, HOME=str(tmp_path), PACKETTRACER_HOME=str(tmp_path / ".pt"))
+    proc = subprocess.Popen(
+        [
+            str(EXE),
+            "--snapshot",
+            str(out),
+            "-i",
+            "lo",
+            "-f",
+            f"udp port {port}",
+            "--duration",
+            "3",
+            "--size",
+            "140x30",
+            "--db",
+            ":memory:",
+            "-n",
+            "--offline",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=environ,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            sender.sendto(b"x" * 100, ("127.0.0.1", port))
+            time.sleep(0.02)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sender.close()
+        receiver.close()
+    assert "Traceback" not in stderr
+    assert proc.returncode == 0, stderr
+    text = svg_text(out)
+    assert re.search(r"live\s*lo\b", text)  # styled words are separate SVG nodes
+    assert f"filter udp port {port}" in text
+    assert "127.0.0.1" in text and str(port) in text
+    assert "flows 1" in text
