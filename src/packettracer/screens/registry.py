@@ -10,8 +10,10 @@ from packettracer.screens.base import Panel
 PANELS: dict[str, tuple[str, str]] = {
     "1": ("traffic", "packettracer.screens.traffic:TrafficPanel"),
     "2": ("paths", "packettracer.screens.paths:PathsPanel"),
+    "3": ("stats", "packettracer.screens.stats:StatsPanel"),
     "4": ("analysis", "packettracer.screens.analysis:AnalysisPanel"),
     "5": ("ports", "packettracer.screens.ports:PortsPanel"),
+    "6": ("dns", "packettracer.screens.dns:DnsPanel"),
     "7": ("relay", "packettracer.screens.relay:RelayPanel"),
     "8": ("alerts", "packettracer.screens.alerts:AlertsPanel"),
     "9": ("graph", "packettracer.screens.graph:GraphPanel"),

@@ -28,7 +28,15 @@ from packettracer.model.breakdown import Breakdown, FlowKeys, Table, remote_addr
 from packettracer.model.dnsstats import DnsStats, tunnel_score
 from packettracer.model.flows import Flow, format_address
 from packettracer.model.hostnames import client_hello_sni, http_host
-from packettracer.model.names import DNS, HTTP, PTR, SEEN_NAME_LIFETIME, SNI, NameTable
+from packettracer.model.names import (
+    DNS,
+    HTTP,
+    MARKERS,
+    PTR,
+    SEEN_NAME_LIFETIME,
+    SNI,
+    NameTable,
+)
 from packettracer.services.geo import GeoInfo, GeoService, OfflineGeo
 from packettracer.services.ownership import Ownership, OwnershipService
 from packettracer.services.pipeline import Analyzer
@@ -116,6 +124,8 @@ class ResolutionFeature:
         self.ownership.enabled = self.ownership.enabled and active
         self.analyzer = ResolutionAnalyzer(self)
         self.snapshot: dict[str, Table] = {}
+        self._snapshot_at = 0.0
+        self._pruned = 0.0
         self._store: Any = None
 
     # --- wiring ---------------------------------------------------------------------------
@@ -267,12 +277,25 @@ class ResolutionFeature:
 
     def tick(self, now: float) -> None:
         self.dns.expire(now)
-        if self.mode == "report":
-            return
-        flows = self.runtime.pipeline.flows
-        self.snapshot = self.breakdown.snapshot(flows, self.keys_of)
-        if self.names.updates and now:
+        if self.mode != "report" and now and now - self._pruned > 60.0:
+            self._pruned = now
             self.names.prune(now)
+
+    def live_tables(self, max_age: float = 1.0) -> dict[str, Table]:
+        """Breakdowns over ended and active flows, recomputed at most every `max_age` seconds
+        (it walks every active flow)."""
+        clock = time.monotonic()
+        if not self.snapshot or clock - self._snapshot_at >= max_age:
+            self.snapshot = self.breakdown.snapshot(self.runtime.pipeline.flows, self.keys_of)
+            self._snapshot_at = clock
+        return self.snapshot
+
+    def ptr_name(self, address: str) -> str | None:
+        """The cached PTR name with its marker (never waits, never queues)."""
+        result = self.rdns.cached(address)
+        if result is None or result.name is None:
+            return None
+        return f"{result.name} {MARKERS[PTR]}"
 
     # --- persistence ----------------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Panel 3, Stats: where the traffic goes. Breakdowns by country, by AS/ISP and by protocol (bytes,
+packets, flows, share), the top talkers on each side (local and remote), and a sparkline of the
+total throughput. Figures cover ended and active flows; they refresh once a second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Sparkline, Static
+
+from packettracer.model.breakdown import Table, top
+from packettracer.model.names import display
+from packettracer.screens.base import Panel
+from packettracer.screens.dpi_common import Throttle, cell, fill, share, size
+from packettracer.services.runtime import Runtime
+from packettracer.widgets.flow_table import human_count, human_rate
+
+TOP_ROWS = 15
+BREAKDOWNS = (("country", "Country"), ("as", "AS / ISP"), ("protocol", "Protocol"))
+TALKERS = (("local", "Local talkers"), ("remote", "Remote talkers"))
+
+
+def _bar(fraction: float, width: int = 10) -> Text:
+    filled = round(fraction * width)
+    return Text("█" * filled + "·" * (width - filled), "cyan", no_wrap=True)
+
+
+class StatsPanel(Panel):
+    PANEL_KEY = "3"
+    PANEL_ID = "stats"
+    PANEL_TITLE = "Stats"
+
+    DEFAULT_CSS = """
+    StatsPanel #stats-summary { height: 1; background: $boost; }
+    StatsPanel #stats-spark { height: 2; margin: 0 1; }
+    StatsPanel Horizontal { height: 1fr; }
+    StatsPanel DataTable { width: 1fr; height: 1fr; }
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.throttle = Throttle()
+        self._fresh = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="stats-summary")
+        yield Sparkline([], id="stats-spark", summary_function=max)
+        with Horizontal(id="stats-breakdowns"):
+            for key, label in BREAKDOWNS:
+                table: DataTable[Text] = DataTable(id=f"stats-{key}", cursor_type="row")
+                for title in (label, "Bytes", "Pkts", "Flows", "Share", ""):
+                    table.add_column(title, key=title.lower() or "bar")
+                yield table
+        with Horizontal(id="stats-talkers"):
+            for key, label in TALKERS:
+                table = DataTable(id=f"stats-{key}", cursor_type="row")
+                for title in (label, "Name", "Bytes", "Pkts", "Flows", "Share"):
+                    table.add_column(title, key=title.lower())
+                yield table
+
+    def focus_main(self) -> None:
+        self.query_one("#stats-country", DataTable).focus()
+
+    def invalidate(self) -> None:
+        """Recompute now (after a replay settled, for snapshots), not on the next second."""
+        self.throttle.last = 0.0
+        self._fresh = True
+        self.refresh_view()
+
+    @property
+    def resolution(self) -> Any:
+        return self.runtime.features.get("resolution")
+
+    def refresh_view(self) -> None:
+        stats = self.runtime.pipeline.stats
+        spark = self.query_one("#stats-spark", Sparkline)
+        spark.data = list(stats.history_bps) or [0.0]
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f" {human_rate(stats.bps)} now", "bold")
+        peak = max(stats.history_bps, default=0.0)
+        line.append(f"  peak {human_rate(peak)}  {human_count(stats.packets)} packets")
+        line.append(f"  {len(self.runtime.pipeline.flows)} active flows")
+        feature = self.resolution
+        if feature is None:
+            line.append("  (no resolution feature: no breakdowns)", "dim")
+            self.query_one("#stats-summary", Static).update(line)
+            return
+        if not self.throttle.due():
+            return
+        tables = feature.live_tables(0.0 if self._fresh else 1.0)
+        self._fresh = False
+        countries = len([k for k in tables["country"] if k != "?"])
+        line.append(f"  {countries} countries, {len(tables['as'])} networks")
+        self.query_one("#stats-summary", Static).update(line)
+        for key, _ in BREAKDOWNS:
+            self._fill_breakdown(key, tables[key])
+        for key, _ in TALKERS:
+            self._fill_talkers(key, tables[key], feature)
+
+    def _fill_breakdown(self, key: str, table: Table) -> None:
+        rows = []
+        for row in top(table, TOP_ROWS):
+            rows.append(
+                (
+                    f"{key}:{row['key']}",
+                    [
+                        cell(row["key"], "bold" if row["key"] != "?" else "dim"),
+                        size(row["bytes"]),
+                        cell(human_count(row["packets"]), right=True),
+                        cell(row["flows"], right=True),
+                        share(row["share"]),
+                        _bar(row["share"]),
+                    ],
+                )
+            )
+        fill(self.query_one(f"#stats-{key}", DataTable), rows)
+
+    def _fill_talkers(self, key: str, table: Table, feature: Any) -> None:
+        rows = []
+        for row in top(table, TOP_ROWS):
+            address = row["key"]
+            entry = feature.names.best(address)
+            name = display(entry) if entry is not None else feature.ptr_name(address)
+            rows.append(
+                (
+                    f"{key}:{address}",
+                    [
+                        cell(address),
+                        cell(name or None),
+                        size(row["bytes"]),
+                        cell(human_count(row["packets"]), right=True),
+                        cell(row["flows"], right=True),
+                        share(row["share"]),
+                    ],
+                )
+            )
+        fill(self.query_one(f"#stats-{key}", DataTable), rows)
