@@ -107,6 +107,23 @@ class FlowRepository(Repository):
     # years ago analyzed with `report --db` is kept retention_days like live traffic.
     time_column = "stored_at"
 
+    def delete_older(self, conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
+        """Flows are stored in id order, so the oldest stored have the lowest ids: look at the
+        first `limit` rows only (bounded, and no index on stored_at to keep up on every
+        insert) and delete those stored before `cutoff`. Returns `limit` while there may be
+        more; a clock set back only delays retention."""
+        rows = conn.execute(
+            "SELECT id, stored_at FROM flows ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        old = [flow_id for flow_id, stored_at in rows if stored_at < cutoff]
+        if not old:
+            return 0
+        conn.execute(
+            "DELETE FROM flows WHERE id BETWEEN ? AND ? AND stored_at < ?",
+            (old[0], old[-1], cutoff),
+        )
+        return len(old) if len(old) == len(rows) == limit else min(len(old), limit - 1)
+
     def insert_many(self, conn: sqlite3.Connection, flows: Iterable[Row]) -> int:
         now = time.time()
         rows = [flow_values(f, now) for f in flows]

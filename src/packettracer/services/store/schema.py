@@ -34,7 +34,6 @@ MIGRATIONS: list[str] = [
         ext TEXT,
         stored_at REAL NOT NULL
     );
-    CREATE INDEX flows_stored_at ON flows(stored_at);
     CREATE INDEX flows_first_seen ON flows(first_seen);
     CREATE INDEX flows_last_seen ON flows(last_seen);
     CREATE INDEX flows_src ON flows(src);
