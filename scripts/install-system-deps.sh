@@ -9,6 +9,7 @@ pkgs=(libpcap0.8 iproute2 python3-venv)
 if [ "$mode" = test ]; then
   pkgs+=(tcpdump tshark wireshark-common dnsmasq-base nmap tcpreplay chromium iputils-ping procps psmisc e2fsprogs util-linux)
   pkgs+=(nftables ethtool)  # traceroute tests: silent routers (nft), delay-line offloads (ethtool)
+  pkgs+=(libndpi-bin)  # benchmarks: ndpiReader, the C baseline report throughput is measured against
 fi
 missing=()
 for p in "${pkgs[@]}"; do
