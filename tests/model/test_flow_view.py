@@ -167,3 +167,22 @@ def test_describe_names_every_setting() -> None:
     text = view.describe()
     for part in ("sort: packets", "proto: tcp", "ip: 10.0.0.0/8", "port: 53", "destinations"):
         assert part in text
+
+
+def test_bulk_filter_agrees_with_matches(flows: list[Flow]) -> None:
+    """`filter()` (fast passes) and `matches()` (one flow) apply the same filters."""
+    flows[0].site = "paris"
+    try:
+        for proto in PROTO_CYCLE:
+            for ports in ("", "53", "80,443", "1-1000", "0-65535"):
+                for ip in ("", "192.168.", "172.217.0.0/16", "fe80::/10"):
+                    for site in (None, "local", "paris"):
+                        view = FlowView()
+                        view.proto = proto
+                        view.set_port_filter(ports)
+                        view.set_ip_filter(ip)
+                        view.site = site
+                        expected = [f for f in flows if view.matches(f)]
+                        assert view.filter(flows) == expected, (proto, ports, ip, site)
+    finally:
+        flows[0].site = None

@@ -268,6 +268,8 @@ class FlowView:
     # -- evaluation -------------------------------------------------------------------------
 
     def matches(self, flow: Flow) -> bool:
+        """One flow against every filter. `filter()` applies the same tests in bulk: a filter
+        added here must be added there too (tests/model/test_flow_view.py compares them)."""
         if self.proto != "all":
             wanted = _PROTO_SETS.get(self.proto)
             if wanted is None:
@@ -309,6 +311,9 @@ class FlowView:
                 out = [f for f in out if text in f.src or text in f.dst]
             else:
                 out = [f for f in out if ip_filter.matches(f)]
+        site = self.site
+        if site is not None:
+            out = [f for f in out if (f.site or "local") == site]
         return out if out is not flows else list(out)
 
     def top(self, flows: Iterable[Flow], limit: int) -> list[Flow]:
