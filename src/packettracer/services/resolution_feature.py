@@ -16,6 +16,7 @@ Other features find this one as ``runtime.features.get("resolution")``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from dataclasses import dataclass
@@ -132,6 +133,10 @@ class ResolutionFeature:
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
+        if self.mode == "dashboard":
+            # The Traffic panel's Name, Cc and AS/Org columns (UI code: imported only here).
+            columns = importlib.import_module("packettracer.screens.resolution_columns")
+            columns.register(self)
         runtime.add_service(self.geo)
         if self.rdns.enabled:
             runtime.add_service(self.rdns)
@@ -223,6 +228,15 @@ class ResolutionFeature:
         address = remote_address(flow)
         name = flow.get("name")
         source = flow.get("name_source")
+        if name is None and address == flow.dst:
+            # the DPI feature's SNI (TLS and QUIC) or HTTP Host, when it parsed the flow
+            for key, src in (("sni", SNI), ("http_host", HTTP)):
+                seen = flow.get(key)
+                if isinstance(seen, str) and seen:
+                    entry = self.names.add(address, seen, src, flow.first_seen)
+                    if entry is not None:
+                        name, source = entry.name, src
+                        break
         if name is None:
             entry = self.names.best(address, flow.first_seen)
             if entry is not None:
