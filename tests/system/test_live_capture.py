@@ -115,6 +115,25 @@ async def test_loopback_kernel_filter_keeps_only_matching(backend: str) -> None:
     assert result["packets"] == 2 * COUNT
 
 
+@needs_root
+async def test_nothing_is_buffered_before_start() -> None:
+    """The source is opened (and checked) before the dashboard starts, which can take seconds;
+    the ring must not fill with what passes meanwhile (the kernel would then drop)."""
+    port = free_port(socket.SOCK_DGRAM)
+    capture = LiveCapture(live_settings("lo", "afpacket", f"udp port {port}"))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(COUNT):
+        sender.sendto(b"before", ("127.0.0.1", port))
+    await asyncio.sleep(0.2)
+    await capture.start()
+    for _ in range(COUNT):
+        sender.sendto(b"after", ("127.0.0.1", port))
+    sender.close()
+    await capture.stop()
+    result = capture.result()
+    assert (result["received"], result["dropped"]) == (COUNT, 0)
+
+
 # -- two namespaces --------------------------------------------------------------------------
 
 

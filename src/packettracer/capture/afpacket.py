@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
+import os
 import select
 import socket
 import struct
@@ -65,7 +66,9 @@ I32 = struct.Struct("=i")
 STATS_V3 = struct.Struct("=III")  # tp_packets, tp_drops, tp_freeze_q_cnt
 
 FRAME_SIZE = 2048
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 1 << 18
+"""256 KiB: room for a 64 KiB GSO packet, and many blocks per ring: at low rates each block holds
+only what 50 ms brought, so the number of blocks is what lets a briefly stalled reader catch up."""
 BLOCK_TIMEOUT_MS = 50
 """A block that is not full is handed to us after this long: the latency bound at low rates."""
 
@@ -141,11 +144,11 @@ class AfPacketSource:
 
     def _open_socket(self, program: BpfProgram | None, promiscuous: bool) -> socket.socket:
         kind = socket.SOCK_DGRAM if self.cooked else socket.SOCK_RAW
-        # `any` has to receive from the start (nothing to bind to), so packets may queue on the
-        # socket before the ring exists: they stay in the plain receive queue we never read.
-        proto = socket.htons(ETH_P_ALL) if self.ifindex == 0 else 0
+        # Protocol 0: nothing is received until start() binds the socket. Opened (and checked)
+        # early, but the ring must not fill before the reader runs: at low rates the kernel
+        # retires a block per 50 ms, so an unread ring is full of small blocks within seconds.
         try:
-            sock = socket.socket(socket.AF_PACKET, kind, proto)
+            sock = socket.socket(socket.AF_PACKET, kind, 0)
         except PermissionError:
             raise permission_error(self.interface) from None
         except OSError as exc:
@@ -179,16 +182,15 @@ class AfPacketSource:
             if promiscuous and self.ifindex:
                 mreq = struct.pack("=iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            if self.ifindex:
-                sock.bind((self.interface, ETH_P_ALL))
         except PermissionError:
             sock.close()
             raise permission_error(self.interface) from None
         except OSError as exc:
             sock.close()
             if exc.errno == errno.ENOMEM:
+                ring_mb = self.block_nr * self.block_size >> 20
                 raise CaptureError(
-                    f"cannot map a {self.block_nr} MiB capture ring: out of memory",
+                    f"cannot map a {ring_mb} MiB capture ring: out of memory",
                     "lower [capture] ring_size_mb",
                 ) from None
             if exc.errno in (errno.ENODEV, errno.ENXIO):
@@ -203,6 +205,15 @@ class AfPacketSource:
     # -- PacketSource -----------------------------------------------------------------------
 
     def start(self, queue: BatchQueue) -> None:
+        try:
+            bind_packet_socket(self.sock, self.ifindex)
+        except OSError as exc:
+            self.error = f"cannot capture on {self.interface}: {exc.strerror or exc}"
+            self.finished = True
+            self.close()
+            if queue.notify is not None:
+                queue.notify()
+            return
         self._thread = threading.Thread(
             target=self._run, args=(queue,), name=f"afpacket-{self.interface}", daemon=True
         )
@@ -421,3 +432,12 @@ def attach_code(sock: socket.socket, code: bytes) -> None:
     insns = ctypes.create_string_buffer(code, len(code))
     fprog = struct.pack("HL", len(code) // 8, ctypes.addressof(insns))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def bind_packet_socket(sock: socket.socket, ifindex: int) -> None:
+    """Bind to ETH_P_ALL on `ifindex` (0: every interface, which Python's bind() cannot name)."""
+    sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(ETH_P_ALL), ifindex, 0, 0, 0, b"")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.bind(sock.fileno(), sll, len(sll)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
