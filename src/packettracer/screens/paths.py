@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static
 
 from packettracer.model.trace import HopStats, TargetState, TracePath, sparkline
@@ -23,8 +22,11 @@ TARGET_COLUMNS = [
     ("target", "Target"),
     ("proto", "Probe"),
     ("hops", "Hops"),
-    ("rtt", "RTT"),
+    ("rtt", "RTT ms"),
     ("state", "State"),
+    ("rounds", "Rounds"),
+    ("changes", "Changes"),
+    ("flow", "Flow"),
 ]
 HOP_COLUMNS = [
     ("ttl", "TTL"),
@@ -80,8 +82,8 @@ class PathsPanel(Panel):
 
     DEFAULT_CSS = """
     PathsPanel #paths-summary { height: 1; background: $boost; }
-    PathsPanel #paths-targets { width: 48; height: 1fr; }
-    PathsPanel #paths-right { width: 1fr; height: 1fr; }
+    PathsPanel #paths-targets { height: auto; max-height: 8; }
+    PathsPanel #paths-outcome { height: auto; border-top: solid $primary; }
     PathsPanel #paths-hops { height: 1fr; }
     PathsPanel #paths-history { height: auto; max-height: 14; border-top: solid $primary; }
     PathsPanel TargetPrompt { display: none; height: 3; }
@@ -97,17 +99,16 @@ class PathsPanel(Panel):
 
     def compose(self) -> ComposeResult:
         yield Static(id="paths-summary")
-        with Horizontal():
-            targets: DataTable[Text] = DataTable(id="paths-targets", cursor_type="row")
-            for key, label in TARGET_COLUMNS:
-                targets.add_column(label, key=key)
-            yield targets
-            with Vertical(id="paths-right"):
-                hops: DataTable[Text] = DataTable(id="paths-hops", cursor_type="none")
-                for key, label in HOP_COLUMNS:
-                    hops.add_column(label, key=key)
-                yield hops
-                yield Static(id="paths-history")
+        targets: DataTable[Text] = DataTable(id="paths-targets", cursor_type="row")
+        for key, label in TARGET_COLUMNS:
+            targets.add_column(label, key=key)
+        yield targets
+        yield Static(id="paths-outcome")
+        hops: DataTable[Text] = DataTable(id="paths-hops", cursor_type="none")
+        for key, label in HOP_COLUMNS:
+            hops.add_column(label, key=key)
+        yield hops
+        yield Static(id="paths-history")
         yield TargetPrompt(id="paths-prompt", placeholder="Trace: host name or address")
 
     def focus_main(self) -> None:
@@ -193,21 +194,36 @@ class PathsPanel(Panel):
             Text(str(current.hop_count) if current else "-", justify="right"),
             _ms(rtt),
             _state_text(state),
+            Text(str(state.rounds), justify="right"),
+            Text(str(len(state.changes)), "bold yellow" if state.changes else "", justify="right"),
+            Text(sanitize(state.flow_id), "dim"),
         ]
 
     def _show_hops(self, state: TargetState | None) -> None:
         hops: DataTable[Text] = self.query_one("#paths-hops", DataTable)
+        outcome = self.query_one("#paths-outcome", Static)
         hops.clear()
         if state is None:
+            outcome.update("")
             return
+        line = Text(no_wrap=True, overflow="ellipsis")
         if state.error:
-            hops.add_row(Text(""), Text(sanitize(state.error), "bold red"))
+            line.append(f" {sanitize(state.error)}", "bold red")
+        else:
+            line.append(f" {sanitize(state.target)}", "bold")
+            if state.address != state.target:
+                line.append(f" ({state.address})")
+            line.append(f"  {sanitize(state.flow_id) or state.proto}", "dim")
+            message = state.outcome() if state.rounds else None
+            if message:
+                line.append(f"  {sanitize(message)}", "red")
+            elif state.reached:
+                line.append("  destination reached", "green")
+        outcome.update(line)
+        if state.error:
             return
         for hop in state.hop_list():
             hops.add_row(*self._hop_cells(hop))
-        message = state.outcome() if state.rounds else None
-        if message:
-            hops.add_row(Text(""), Text(sanitize(message), "red"))
 
     def _hop_cells(self, hop: HopStats) -> list[Text]:
         if hop.silent:
