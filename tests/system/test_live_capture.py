@@ -116,6 +116,25 @@ async def test_loopback_kernel_filter_keeps_only_matching(backend: str) -> None:
 
 
 @needs_root
+async def test_any_interface_is_cooked_and_counts_loopback_once() -> None:
+    udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    capture = LiveCapture(live_settings("any", "afpacket", f"udp port {udp_port}"))
+    assert capture.source.description == "any"
+    assert getattr(capture.source, "linktype", None) == 113  # Linux cooked (SLL)
+    await capture.start()
+    server = start_servers(udp_port, tcp_port)
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
+    server.join(5)
+    await capture.stop()
+    result = capture.result()
+    # the filter ran on the cooked (Linux SLL) frames in the capture thread
+    assert len(result["flows"]) == 1, result["flows"]
+    assert_udp_exact(result["flows"][0], "127.0.0.1", "127.0.0.1", udp_port)
+    assert result["received"] == 2 * COUNT
+
+
+@needs_root
 async def test_nothing_is_buffered_before_start() -> None:
     """The source is opened (and checked) before the dashboard starts, which can take seconds;
     the ring must not fill with what passes meanwhile (the kernel would then drop)."""
