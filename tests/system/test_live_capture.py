@@ -266,6 +266,51 @@ def test_vlan_tags_are_put_back(backend: str) -> None:
     assert flow["bytes_fwd"] == COUNT * len(frame)
 
 
+TUN = """
+import asyncio, fcntl, json, os, struct, subprocess, sys
+from system.live_capture_run import LiveCapture, live_settings
+
+async def main(packet: bytes, count: int) -> None:
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    # TUNSETIFF, IFF_TUN | IFF_NO_PI: frames are bare IP packets
+    fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"pttun0", 0x0001 | 0x1000))
+    subprocess.run(["ip", "addr", "add", "10.199.77.1/24", "dev", "pttun0"], check=True)
+    subprocess.run(["ip", "link", "set", "pttun0", "up"], check=True)
+    capture = LiveCapture(live_settings("pttun0", "afpacket", "udp"))
+    await capture.start()
+    for _ in range(count):
+        os.write(fd, packet)
+    await capture.stop()
+    print(json.dumps({"linktype": capture.source.linktype, **capture.result()}))
+
+asyncio.run(main(bytes.fromhex(sys.argv[1]), int(sys.argv[2])))
+"""
+
+
+@needs_root
+def test_tun_device_gives_raw_ip() -> None:
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("/dev/net/tun is not available")
+    from scapy.layers.inet import IP, UDP
+
+    packet = bytes(IP(src="10.199.77.2", dst="10.199.77.1") / UDP(sport=40401, dport=40400) / b"x")
+    env = {**python_env(), "PYTHONPATH": str(HERE.parent)}
+    with namespace() as ns:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", TUN, packet.hex(), str(COUNT)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["linktype"] == 101  # raw IP: a tun frame starts at the IP header
+    flow = one_flow(result["flows"], "udp", 40400)
+    assert (flow["src"], flow["dst"], flow["packets_fwd"]) == ("10.199.77.2", "10.199.77.1", COUNT)
+    assert flow["bytes_fwd"] == COUNT * len(packet)
+
+
 WATCH = """
 import sys, time
 from packettracer.capture.afpacket import AfPacketSource
