@@ -109,3 +109,31 @@ async def test_panel_keys_switch_to_stats_and_dns() -> None:
 
 def test_fixtures_present() -> None:
     assert Path(DATA / "http.pcap").exists()
+
+
+async def test_stats_panel_shows_the_owner_of_the_remote_talker_under_the_cursor() -> None:
+    import json
+    import time
+
+    from packettracer.services.ownership import parse_rdap
+
+    recorded = json.loads((DATA / "ownership" / "rdap.json").read_text())
+    owner = parse_rdap(recorded["74.125.225.229"]["response"], "arin")
+    owner.fetched_at = time.time()
+    app = make_app(DATA / "http.pcap", panel="3")
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        feature = app.runtime.features["resolution"]
+        feature.ownership.warm("65.208.228.223", owner)
+        panel = app.query_one("#panel-stats")
+        panel.invalidate()
+        await pilot.pause()
+        table = panel.query_one("#stats-remote", DataTable)
+        row = next(i for i, r in enumerate(rows(table)) if r[0] == "65.208.228.223")
+        assert rows(table)[row][6] == "Google Inc."
+        table.move_cursor(row=row)
+        panel.invalidate()
+        await pilot.pause()
+        detail = str(panel.query_one("#stats-detail").render())
+        for part in ("net GOOGLE", "cidr 74.125.0.0/16", "registry ARIN", "arin-contact@google"):
+            assert part in detail

@@ -16,7 +16,7 @@ from packettracer.model.names import display
 from packettracer.screens.base import Panel
 from packettracer.screens.dpi_common import Throttle, cell, fill, share, size
 from packettracer.services.runtime import Runtime
-from packettracer.widgets.flow_table import human_count, human_rate
+from packettracer.widgets.flow_table import human_count, human_rate, sanitize
 
 TOP_ROWS = 15
 BREAKDOWNS = (("country", "Country"), ("as", "AS / ISP"), ("protocol", "Protocol"))
@@ -38,6 +38,7 @@ class StatsPanel(Panel):
     StatsPanel #stats-spark { height: 2; margin: 0 1; }
     StatsPanel Horizontal { height: 1fr; }
     StatsPanel DataTable { width: 1fr; height: 1fr; }
+    StatsPanel #stats-detail { height: auto; max-height: 3; border-top: solid $primary; }
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -57,9 +58,10 @@ class StatsPanel(Panel):
         with Horizontal(id="stats-talkers"):
             for key, label in TALKERS:
                 table = DataTable(id=f"stats-{key}", cursor_type="row")
-                for title in (label, "Name", "Bytes", "Pkts", "Flows", "Share"):
+                for title in (label, "Name", "Bytes", "Pkts", "Flows", "Share", "Owner"):
                     table.add_column(title, key=title.lower())
                 yield table
+        yield Static(id="stats-detail")
 
     def focus_main(self) -> None:
         self.query_one("#stats-country", DataTable).focus()
@@ -99,6 +101,7 @@ class StatsPanel(Panel):
             self._fill_breakdown(key, tables[key])
         for key, _ in TALKERS:
             self._fill_talkers(key, tables[key], feature)
+        self._show_owner(feature)
 
     def _fill_breakdown(self, key: str, table: Table) -> None:
         rows = []
@@ -124,6 +127,10 @@ class StatsPanel(Panel):
             address = row["key"]
             entry = feature.names.best(address)
             name = display(entry) if entry is not None else feature.ptr_name(address)
+            owner = feature.owner(address) if key == "remote" else None
+            owned = None
+            if owner is not None and owner.error is None:
+                owned = owner.org or owner.network
             rows.append(
                 (
                     f"{key}:{address}",
@@ -134,7 +141,45 @@ class StatsPanel(Panel):
                         cell(human_count(row["packets"]), right=True),
                         cell(row["flows"], right=True),
                         share(row["share"]),
+                        cell(owned),
                     ],
                 )
             )
         fill(self.query_one(f"#stats-{key}", DataTable), rows)
+
+    def _show_owner(self, feature: Any) -> None:
+        """Network ownership of the remote talker under the cursor (RDAP/WHOIS, cached)."""
+        detail = self.query_one("#stats-detail", Static)
+        table = self.query_one("#stats-remote", DataTable)
+        if table.row_count == 0 or table.cursor_row is None or table.cursor_row < 0:
+            detail.update("")
+            return
+        address = table.get_row_at(min(table.cursor_row, table.row_count - 1))[0].plain
+        owner = feature.ownership.peek(address)
+        geo = feature.geo.peek(address)
+        line = Text(no_wrap=False)
+        line.append(f" {address}", "bold")
+        if geo is not None and (geo.country or geo.label):
+            place = ", ".join(p for p in (geo.city, geo.country_name or geo.country) if p)
+            line.append(f"  {sanitize(place or geo.label or '')}")
+            if geo.asn or geo.org:
+                line.append(f"  AS{geo.asn or '?'} {sanitize(geo.org or '')}")
+        if owner is None:
+            state = "looking up owner…" if feature.ownership.enabled else "owner: look-ups off"
+            line.append(f"  {state}", "dim")
+        elif owner.error:
+            line.append(f"  owner unknown ({sanitize(owner.error)})", "dim")
+        else:
+            for label, value in (
+                ("net", owner.network),
+                ("cidr", owner.cidr),
+                ("org", owner.org),
+                ("country", owner.country),
+                ("registry", (owner.registry or "").upper() or None),
+                ("abuse", owner.abuse),
+                ("registered", owner.registered),
+            ):
+                if value:
+                    line.append(f"  {label} ", "dim")
+                    line.append(sanitize(str(value)))
+        detail.update(line)

@@ -39,6 +39,7 @@ WHOIS_SERVERS = {
     "afrinic": "whois.afrinic.net",
 }
 FAILURE_TTL = 3600.0
+MAX_QUEUE = 2000
 MAX_RESPONSE = 2 * 1024 * 1024
 
 
@@ -319,6 +320,8 @@ class OwnershipService:
         )
         if not fresh and self.enabled and is_public(address) and address not in self._queue:
             self._queue[address] = None
+            if len(self._queue) > MAX_QUEUE:
+                self._queue.popitem(last=False)  # the oldest wish goes; it is asked again later
             self._wake.set()
         return info
 

@@ -223,8 +223,9 @@ class ResolutionFeature:
 
     # --- per flow -------------------------------------------------------------------------
 
-    def describe(self, flow: Flow) -> FlowView:
-        """Name and geo of the flow's far end, from the caches (never waits)."""
+    def describe(self, flow: Flow, active: bool = True) -> FlowView:
+        """Name and geo of the flow's far end, from the caches (never waits). With `active`
+        (rows a user is looking at), missing PTR and ownership answers are queued."""
         address = remote_address(flow)
         name = flow.get("name")
         source = flow.get("name_source")
@@ -242,15 +243,17 @@ class ResolutionFeature:
             if entry is not None:
                 name, source = entry.name, entry.source
             else:
-                ptr = self.rdns.lookup(address) if self.rdns.enabled else None
+                if active and self.rdns.enabled:
+                    ptr = self.rdns.lookup(address)
+                else:
+                    cached = self.rdns.cached(address)
+                    ptr = cached.name if cached is not None else None
                 if ptr is not None:
                     name, source = ptr, PTR
         geo = self.geo.lookup(address) or GeoInfo()
         org = geo.org
-        owner = self.ownership.peek(address)
-        if self.ownership.enabled and owner is None and is_public(address):
-            self.ownership.lookup(address)
-        if org is None and owner is not None:
+        owner = self.owner(address) if active else self.ownership.peek(address)
+        if org is None and owner is not None and owner.error is None:
             org = owner.org or owner.network
         return FlowView(
             address=address,
@@ -262,6 +265,12 @@ class ResolutionFeature:
             as_org=org,
             label=geo.label,
         )
+
+    def owner(self, address: str) -> Ownership | None:
+        """Who owns `address` (cached); unknown or stale public ones are queued for RDAP."""
+        if self.ownership.enabled and is_public(address):
+            return self.ownership.lookup(address)
+        return self.ownership.peek(address)
 
     def keys_of(self, flow: Flow) -> FlowKeys:
         address = remote_address(flow)
@@ -277,7 +286,7 @@ class ResolutionFeature:
         return FlowKeys(country, org, str(protocol))
 
     def on_flow_end(self, flow: Flow) -> None:
-        view = self.describe(flow)
+        view = self.describe(flow, active=False)
         flow.set("name", view.name)
         flow.set("name_source", view.name_source)
         flow.set("country", view.country)
