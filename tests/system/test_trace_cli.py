@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -123,3 +125,28 @@ def test_loopback_trace(target: str, proto: str) -> None:
     hop = doc["hops"][0]
     assert hop["destination"] and hop["received"] == hop["sent"] == 6
     assert doc["rounds"] == 2 and doc["reached"]
+
+
+def test_ipv6_icmp_probes_keep_identifier_and_checksum() -> None:
+    """Paris over IPv6: the kernel computes the ICMPv6 checksum, and the two payload bytes the
+    tracer chose keep it constant from probe to probe."""
+    if not is_root():
+        pytest.skip("needs root (raw sockets)")
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x86DD))
+    sniffer.bind(("lo", 0x86DD))
+    sniffer.settimeout(0.05)
+    result = run("::1", "--rounds", "2", "--probes", "3", "--timeout", "0.5")
+    assert result.returncode == 0, result.stderr
+    echoes: set[tuple[int, int, int]] = set()
+    while True:
+        try:
+            frame = sniffer.recv(65535)
+        except TimeoutError:
+            break
+        if frame[6] == 58 and frame[40] == 128:  # ICMPv6 echo request
+            _, _, csum, ident, seq = struct.unpack_from("!BBHHH", frame, 40)
+            echoes.add((ident, csum, seq))  # a set: lo may show a packet leaving and arriving
+    sniffer.close()
+    assert len(echoes) == 6
+    assert len({(ident, csum) for ident, csum, _ in echoes}) == 1
+    assert len({seq for _, _, seq in echoes}) == 6
