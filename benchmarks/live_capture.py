@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,8 @@ async def worker(iface: str, backend: str, pipeline_mode: str) -> None:
         # Count frames only: what the capture path alone sustains.
         counted = [0]
 
-        def count(frames: list[Any]) -> None:
-            counted[0] += len(frames)
+        def count(frames: Iterable[Any]) -> None:
+            counted[0] += len(frames) if isinstance(frames, list) else sum(1 for _ in frames)
 
         pipeline.feed = count  # type: ignore[method-assign]
     service = CaptureService(source, pipeline, max_batches=settings.capture.queue_batches)
