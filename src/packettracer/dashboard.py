@@ -123,6 +123,8 @@ def run_dashboard(settings: Settings, args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(snapshot_path))
         if not os.path.isdir(folder):
             raise UsageError(f"--snapshot {snapshot_path}: folder {folder} does not exist")
+    if not settings.ui.refresh_interval > 0:
+        raise UsageError("[ui] refresh_interval must be a positive number of seconds")
     duration = float(getattr(args, "duration", 5.0) or 5.0)
     if duration <= 0:
         raise UsageError("--duration must be positive")

@@ -96,6 +96,8 @@ async def test_a_mostly_new_view_is_rebuilt() -> None:
 def test_cells_are_literal_text() -> None:
     assert sanitize("a\x1b[31mb\x00\x7f\x9bc") == "a\ufffd[31mb\ufffd\ufffd\ufffdc"
     assert sanitize("[bold]x[/bold] ü 名") == "[bold]x[/bold] ü 名"
+    # bidi overrides and zero-width characters cannot disguise a name either
+    assert sanitize("evil\u202egnp.exe\u200b") == "evil\ufffdgnp.exe\ufffd"
     assert human_bytes(999) == "999 B" and human_bytes(1500) == "1.5 KB"
     assert human_bytes(2_500_000_000) == "2.5 GB"
     assert human_rate(0) == "0 b/s" and human_rate(12_300_000) == "12.3 Mb/s"

@@ -137,6 +137,20 @@ def test_snapshot_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     one_line_error(proc, 2, "does not exist")
 
 
+def test_bad_dashboard_settings_are_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[ui]\nrefresh_interval = 0\n", encoding="utf-8")
+    proc = run(
+        tmp_path, "--snapshot", str(tmp_path / "x.svg"), "-r", str(FIXTURE), "--config", str(config)
+    )
+    one_line_error(proc, 2, "refresh_interval")
+    config.write_text('[ui]\ntheme = "no-such-theme"\n', encoding="utf-8")
+    proc = run(
+        tmp_path, "--snapshot", str(tmp_path / "x.svg"), "-r", str(FIXTURE), "--config", str(config)
+    )
+    one_line_error(proc, 2, "unknown theme")
+
+
 def test_bad_fixed_clock_is_one_line(tmp_path: Path) -> None:
     out = tmp_path / "x.svg"
     proc = run(

@@ -21,8 +21,9 @@ from textual.widgets.data_table import RowKey
 from packettracer.model.flow_view import DestinationGroup
 from packettracer.model.flows import Flow
 
-# C0 and C1 control characters and DEL: shown as U+FFFD, never sent to the terminal.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 control characters and DEL, and the invisible format characters that can disguise
+# text (zero-width, bidirectional overrides and isolates): shown as U+FFFD, never sent as is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitize(value: str) -> str:
