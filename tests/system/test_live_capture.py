@@ -134,12 +134,54 @@ async def test_any_interface_is_cooked_and_counts_loopback_once() -> None:
     assert result["received"] == 2 * COUNT
 
 
+PROMISC = """
+import sys
+from pathlib import Path
+from packettracer.capture.live import open_live_source
+from packettracer.capture.source import BatchQueue
+from packettracer.config import Settings
+
+def promisc() -> bool:
+    return bool(int(Path(f"/sys/class/net/{sys.argv[1]}/flags").read_text(), 16) & 0x100)
+
+settings = Settings()
+settings.capture.interface = sys.argv[1]
+settings.capture.backend = sys.argv[2]
+settings.capture.promiscuous = sys.argv[3] == "1"
+before = promisc()
+source = open_live_source(settings)
+source.start(BatchQueue(8))
+during = promisc()
+source.stop()
+print(before, during, promisc())
+"""
+
+
 @needs_root
-async def test_nothing_is_buffered_before_start() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_promiscuous_mode_is_optional_and_undone(backend: str) -> None:
+    with ns_pair() as pair:
+        runs = [
+            subprocess.run(
+                ["ip", "netns", "exec", pair.b, sys.executable, "-c", PROMISC]
+                + [pair.veth_b, backend, flag],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout.split()
+            for flag in ("1", "0")
+        ]
+    assert runs == [["False", "True", "False"], ["False", "False", "False"]]
+
+
+@needs_root
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_nothing_is_buffered_before_start(backend: str) -> None:
     """The source is opened (and checked) before the dashboard starts, which can take seconds;
     the ring must not fill with what passes meanwhile (the kernel would then drop)."""
     port = free_port(socket.SOCK_DGRAM)
-    capture = LiveCapture(live_settings("lo", "afpacket", f"udp port {port}"))
+    capture = LiveCapture(live_settings("lo", backend, f"udp port {port}"))
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for _ in range(COUNT):
         sender.sendto(b"before", ("127.0.0.1", port))

@@ -165,6 +165,10 @@ class ScapySource:
         from scapy.sendrecv import AsyncSniffer
 
         self._queue = queue
+        if self._ins is not None:
+            # Like the AF_PACKET source, deliver what passes from now on, not what queued on the
+            # socket while the dashboard was starting.
+            _flush(self._ins)
         self._sniffer = AsyncSniffer(opened_socket=self.sock, prn=self._on_frame, store=False)
         self._sniffer.start()
         self._flusher = threading.Thread(
