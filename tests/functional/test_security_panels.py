@@ -12,6 +12,7 @@ from packettracer.app import PacketTracerApp
 from packettracer.screens.alerts import AlertsPanel
 from packettracer.screens.graph import GraphPanel
 from packettracer.screens.traffic import TrafficPanel
+from packettracer.widgets import flow_table
 
 
 def scan_app(panel: str) -> PacketTracerApp:
@@ -105,6 +106,11 @@ async def test_graph_panel_focus_and_enter() -> None:
         # the listed remote is highlighted
         listed = next(n for n in topo.remotes if "216.239.38.120" in n.hosts)
         assert listed.severity == "high"
+        # the flows of the listed host carry the list's name, shown in Traffic's Threat column
+        flows = [f for f in app.runtime.pipeline.flows if f.get("threat")]
+        assert flows and {f.get("threat") for f in flows} == {"test_drop"}
+        threat = next(c for c in flow_table.FLOW_COLUMNS if c.key == "threat")
+        assert threat.cell(flows[0]) == "test_drop"
         assert panel.focus_key == topo.locals[0].key  # the busiest local host
         await pilot.press("left")
         await pilot.pause()

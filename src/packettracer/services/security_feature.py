@@ -8,6 +8,7 @@ the feature's `threats` maps such hosts to the reason, so every panel can mark t
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
@@ -91,6 +92,8 @@ class SecurityFeature:
         self.blocklists.scan()
         if self.mode == "dashboard":
             runtime.add_service(self.blocklists)
+            # The Traffic panel's Threat column (UI code: imported only here).
+            importlib.import_module("packettracer.screens.security_columns")
         runtime.pipeline.add_analyzer(SecurityAnalyzer(self))
 
     # -- alert sources ------------------------------------------------------------------------
