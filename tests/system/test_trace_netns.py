@@ -76,7 +76,7 @@ def test_hop_addresses_and_constant_flow(topo: Topology, proto: str) -> None:
             "e-a",
             A_V4,
             B_V4,
-            "1.5",
+            "30",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -87,6 +87,7 @@ def test_hop_addresses_and_constant_flow(topo: Topology, proto: str) -> None:
     doc = trace_json(
         topo, B_V4, "--proto", proto, "--rounds", "2", "--probes", "2", "--timeout", "0.5"
     )
+    sniffer.terminate()  # it prints what it saw
     out, _ = sniffer.communicate(timeout=10)
     hops = doc["hops"]
     assert [h["address"] for h in hops] == PATH_VIA_R2

@@ -1,12 +1,14 @@
 """Print the flow fields of the IPv4 probes seen on an interface, one JSON list on stdout.
 
 usage: sniff.py IFACE SRC DST SECONDS
-Run inside a namespace (ip netns exec); lets the traceroute tests check that every probe of a
-trace carried the same flow identifier (Paris traceroute)."""
+Runs until SIGTERM (or SECONDS at most), then prints. Run inside a namespace (ip netns exec);
+lets the traceroute tests check that every probe of a trace carried the same flow identifier
+(Paris traceroute)."""
 
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import struct
 import sys
@@ -20,14 +22,20 @@ def main() -> None:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     sock.bind((iface, ETH_P_IP))
     sock.settimeout(0.1)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     print("ready", file=sys.stderr, flush=True)
     seen = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
+        if stop:
+            sock.setblocking(False)  # read what is still queued, then finish
         try:
             data = sock.recv(65535)
         except TimeoutError:
             continue
+        except BlockingIOError:
+            break
         if len(data) < 28 or socket.inet_ntoa(data[12:16]) != src:
             continue
         if socket.inet_ntoa(data[16:20]) != dst:
