@@ -90,11 +90,12 @@ class PacketTracerApp(App[int]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        # Capture first: a live socket is already open and its ring fills while we wait.
+        self.runtime.start()
+        self._started = True
         await self.show_panel(self.initial_panel)
         if self.current_key is None:
             await self.show_panel("1")
-        self.runtime.start()
-        self._started = True
         self.set_interval(self.settings.ui.refresh_interval, self.refresh_now)
         self.refresh_now()
 
