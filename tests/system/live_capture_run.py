@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from typing import Any
 
@@ -45,17 +46,31 @@ class LiveCapture:
         self._task = asyncio.create_task(self.service.run())
         await asyncio.sleep(0.05)
 
-    async def stop(self) -> None:
-        # Wait until nothing new has arrived for a while: on a busy machine the capture thread
-        # may still be catching up when the traffic is over.
-        deadline = asyncio.get_running_loop().time() + 10
-        seen = -1
-        while asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(SETTLE)
-            now = self.service.received + self.pipeline.stats.packets
-            if now == seen and not len(self.service.queue):
-                break
-            seen = now
+    async def stop(self, sentinel_port: int | None = None) -> None:
+        """Stop once everything sent so far has gone through the pipeline: on a busy machine
+        the capture thread may still be catching up when the traffic is over.
+
+        With `sentinel_port`, one more datagram goes to 127.0.0.1 on that port and the capture
+        stops once its flow is there (frames arrive in order): for `lo`, where other programs
+        keep talking. Otherwise it stops when nothing new has arrived for a while.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        if sentinel_port is not None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(b"sentinel", ("127.0.0.1", sentinel_port))
+            while loop.time() < deadline:
+                if any(flow.dport == sentinel_port for flow in self.pipeline.flows):
+                    break
+                await asyncio.sleep(0.05)
+        else:
+            seen = -1
+            while loop.time() < deadline:
+                await asyncio.sleep(SETTLE)
+                now = self.service.received + self.pipeline.stats.packets
+                if now == seen and not len(self.service.queue):
+                    break
+                seen = now
         self.service.stop()
         assert self._task is not None
         await asyncio.wait_for(self._task, 5)

@@ -79,7 +79,7 @@ async def test_loopback_udp_and_tcp_counted_once(backend: str) -> None:
     await asyncio.sleep(0.1)
     segments = await asyncio.to_thread(live_peer.send, "127.0.0.1", udp_port, tcp_port, COUNT)
     server.join(5)
-    await capture.stop()
+    await capture.stop(sentinel_port=free_port(socket.SOCK_DGRAM))
     result = capture.result()
     assert result["dropped"] == 0
     udp = one_flow(result["flows"], "udp", udp_port)
