@@ -138,3 +138,17 @@ def test_default_route_then_first_up_then_none(netns: str) -> None:
     sh("ip", "-n", ns, "addr", "add", "10.199.250.1/24", "dev", "ptb0")
     sh("ip", "-n", ns, "route", "add", "default", "via", "10.199.250.2", "dev", "ptb0")
     assert default_in(ns) == "ptb0"
+
+
+@needs_ip
+def test_list_never_prints_control_characters(netns: str) -> None:
+    # Linux refuses only '/', ':' and spaces in interface names; an escape sequence is allowed.
+    sh("ip", "-n", netns, "link", "add", "pt\x1b[31mred", "type", "veth", "peer", "name", "ptp0")
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, *packettracer_cmd(), "--list"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout
+    assert "pt?[31mred" in proc.stdout

@@ -75,15 +75,25 @@ def interface_names() -> list[str]:
 
 
 def hardware_type(name: str) -> int:
+    if not SYS_NET.is_dir():  # not Linux: name the loopback, assume Ethernet for the rest
+        return ARPHRD_LOOPBACK if _psutil_loopback(name) else ARPHRD_ETHER
     return _int(_read(SYS_NET / name / "type"), default=ARPHRD_ETHER)
 
 
 def is_up(name: str) -> bool:
+    if not SYS_NET.is_dir():
+        stats = psutil.net_if_stats().get(name)
+        return bool(stats and stats.isup)
     return bool(_int(_read(SYS_NET / name / "flags"), 16) & IFF_UP)
 
 
 def is_loopback(name: str) -> bool:
     return hardware_type(name) == ARPHRD_LOOPBACK
+
+
+def _psutil_loopback(name: str) -> bool:
+    addrs = psutil.net_if_addrs().get(name, [])
+    return any(a.address in ("127.0.0.1", "::1") for a in addrs)
 
 
 def link_type(hwtype: int) -> tuple[int, bool]:
@@ -153,7 +163,7 @@ def list_interfaces() -> list[Interface]:
         iface = Interface(
             name=name,
             index=index,
-            up=bool(flags & IFF_UP),
+            up=is_up(name),
             loopback=bool(flags & IFF_LOOPBACK) or hwtype == ARPHRD_LOOPBACK,
             mac=_read(SYS_NET / name / "address"),
             hwtype=hwtype,
@@ -184,6 +194,12 @@ def _with_prefix(address: str, netmask: str | None) -> str:
     return f"{address}/{prefix}"
 
 
+def printable(text: str) -> str:
+    """Interface names may hold control characters (only '/', ':' and spaces are refused):
+    never send those to the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def format_interface_list() -> str:
     """The table `packettracer --list` prints; the default interface is marked with '*'."""
     rows = list_interfaces()
@@ -195,7 +211,7 @@ def format_interface_list() -> str:
             (
                 "*" if iface.is_default else "",
                 str(iface.index),
-                iface.name,
+                printable(iface.name),
                 iface.state,
                 iface.mac or "-",
                 addresses[0] if addresses else "-",
@@ -210,7 +226,7 @@ def format_interface_list() -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     default = next((i.name for i in rows if i.is_default), None)
     if default:
-        lines.append(f"\n* default interface (used when -i is not given): {default}")
+        lines.append(f"\n* default interface (used when -i is not given): {printable(default)}")
     else:
         lines.append("\nno default interface: give one with -i IFACE")
     lines.append("also: -i any captures on all interfaces")
