@@ -28,6 +28,7 @@ from packettracer.capture.interfaces import (
     interface_names,
     is_loopback,
     link_type,
+    printable,
 )
 from packettracer.capture.source import Batch, BatchQueue
 from packettracer.errors import CaptureError, UsageError
@@ -126,7 +127,7 @@ class AfPacketSource:
             try:
                 self.ifindex = socket.if_nametoindex(interface)
             except OSError:
-                known = ", ".join(interface_names()) or "none"
+                known = ", ".join(printable(n) for n in interface_names()) or "none"
                 raise UsageError(f"unknown interface {interface!r} (known: {known})") from None
             self.linktype, self.cooked = link_type(hardware_type(interface))
             self._loop_indexes = (
@@ -196,7 +197,7 @@ class AfPacketSource:
             if exc.errno in (errno.ENODEV, errno.ENXIO):
                 raise UsageError(f"interface {self.interface!r} went away") from None
             if exc.errno == errno.ENETDOWN:
-                raise CaptureError(f"interface {self.interface} is down") from None
+                raise CaptureError(f"interface {printable(self.interface)} is down") from None
             raise CaptureError(
                 f"cannot capture on {self.interface}: {exc.strerror or exc}"
             ) from None
@@ -320,7 +321,7 @@ class AfPacketSource:
             except OSError:
                 gone = True
             if gone:
-                self.error = f"interface {self.interface} went away"
+                self.error = f"interface {printable(self.interface)} went away"
                 return False
         self.link_down = err == errno.ENETDOWN
         return True

@@ -17,6 +17,7 @@ from packettracer.capture.interfaces import (
     interface_names,
     is_up,
     link_type,
+    printable,
 )
 from packettracer.capture.source import PacketSource
 from packettracer.config import Settings
@@ -51,14 +52,13 @@ def choose_interface(requested: str | None) -> str:
         return ANY
     names = interface_names()
     if requested not in names:
-        known = ", ".join(names) or "none"
+        known = ", ".join(printable(n) for n in names) or "none"
         raise UsageError(
             f"unknown interface {requested!r} (known: {known}; see packettracer --list)"
         )
     if not is_up(requested):
-        raise CaptureError(
-            f"interface {requested} is down", f"bring it up: ip link set {requested} up"
-        )
+        name = printable(requested)
+        raise CaptureError(f"interface {name} is down", f"bring it up: ip link set {name} up")
     return requested
 
 
