@@ -107,3 +107,37 @@ def test_cli_report_json_has_dpi_fields(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert '"ja4":"t12d2010h2_2a284e3b0c56_f05fdf8c38a9"' in out.stdout
+
+
+def write_pcap(path: Path, packets: list) -> None:
+    from scapy.utils import wrpcap
+
+    wrpcap(str(path), packets)
+
+
+async def test_beaconing_and_fan_out_are_host_signals(tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+
+    packets = []
+    # A host calling home every 60 s with one small datagram (each from a new source port)...
+    for i in range(8):
+        pkt = Ether() / IP(src="10.0.0.5", dst="10.9.9.9") / UDP(sport=40000 + i, dport=4444)
+        pkt = pkt / (b"ping" * 8)
+        pkt.time = 1_700_000_000 + 60 * i
+        packets.append(pkt)
+    # ...and another one touching 150 ports of a neighbour.
+    for port in range(1, 151):
+        pkt = Ether() / IP(src="10.0.0.7", dst="10.0.0.8") / TCP(sport=55555, dport=port, flags="S")
+        pkt.time = 1_700_000_500 + port * 0.01
+        packets.append(pkt)
+    capture = tmp_path / "beacon.pcap"
+    write_pcap(capture, packets)
+    result = await analyze_file_async(str(capture), offline())
+    beacons = [f for f in result.flows if f["dport"] == 4444]
+    assert len(beacons) == 8
+    assert all(any("beaconing" in r for r in f["anomaly_reasons"]) for f in beacons)
+    assert all(f["anomaly_score"] >= 45 for f in beacons)
+    hosts = {h["ip"]: h for h in result.summary["host_anomalies"]}
+    assert any("every 60s" in r for r in hosts["10.0.0.5"]["reasons"])
+    assert any("distinct host:port pairs" in r for r in hosts["10.0.0.7"]["reasons"])

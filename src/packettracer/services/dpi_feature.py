@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -32,6 +32,7 @@ MAX_BEACON_GROUPS = 5000
 BEACON_MAX_BYTES = 4096
 MAX_PORT_HOSTS = 20000
 MAX_DISTINCT = 5000
+_EMPTY: dict[str, Any] = {}
 
 
 def load_bad_fingerprints(extra: str | None = None) -> dict[str, str]:
@@ -57,8 +58,24 @@ def load_bad_fingerprints(extra: str | None = None) -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=65536)
+_LOCAL4 = ("10.", "192.168.", "127.", "169.254.", "255.255.255.255") + tuple(
+    f"172.{n}." for n in range(16, 32)
+)
+
+
 def is_local(addr: str) -> bool:
+    """A LAN-side address (private, link-local, loopback, multicast): string tests first,
+    because this runs for every ended flow."""
+    if ":" not in addr:
+        if addr.startswith(_LOCAL4):
+            return True
+        first = addr[: addr.find(".")]
+        return first.isdigit() and 224 <= int(first) <= 239
+    return _is_local6(addr)
+
+
+@lru_cache(maxsize=16384)
+def _is_local6(addr: str) -> bool:
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
@@ -81,24 +98,11 @@ class DPIAnalyzer(Analyzer):
         self.engine.flow_end(flow)
         self.feature.account(flow)
 
+    def tick(self, now: float) -> None:
+        self.feature.tick(now)
+
     def summary(self) -> dict[str, Any]:
         return self.feature.summary()
-
-
-class Totals:
-    """Flows and bytes of one bucket (a category, an application, a port)."""
-
-    __slots__ = ("flows", "bytes", "packets")
-
-    def __init__(self) -> None:
-        self.flows = 0
-        self.bytes = 0
-        self.packets = 0
-
-    def add(self, flow: Flow) -> None:
-        self.flows += 1
-        self.bytes += flow.bytes_fwd + flow.bytes_rev
-        self.packets += flow.packets_fwd + flow.packets_rev
 
 
 class DPIFeature:
@@ -112,14 +116,16 @@ class DPIFeature:
         self.analyzer = DPIAnalyzer(self, max(1, settings.inspect_packets))
         self.fan_out_threshold = settings.fan_out
         # Aggregates of ended flows; panels add the live ones on refresh.
-        self.categories: dict[str, Totals] = {}
-        self.apps: dict[str, Totals] = {}
-        self.encrypted = Totals()
-        self.cleartext = Totals()
-        self.ports: dict[tuple[str, int, str], Totals] = {}
-        self.port_services: dict[tuple[str, int, str], Counter[str]] = {}
-        self.distinct: OrderedDict[str, set[tuple[str, int]]] = OrderedDict()
-        self.beacons: OrderedDict[tuple[str, str, int, int], list[Flow]] = OrderedDict()
+        # (app, category, encrypted) -> [flows, bytes]; categories and shares are summed from it
+        self.totals: dict[tuple[str, str, bool], list[int]] = {}
+        # (proto number, server port, server is local, service) -> [flows, bytes]
+        self.ports: dict[tuple[int, int, bool, str | None], list[int]] = {}
+        # Bounded by refusing new keys when full (no eviction churn on the per-flow path).
+        self.distinct: dict[str, set[tuple[str, int]]] = {}
+        # (src, dst, dport, proto) -> start times of its small flows
+        self.beacons: dict[tuple[str, str, int, int], list[float]] = {}
+        self.beacon_hits: dict[tuple[str, str, int, int], Signal] = {}
+        self._next_beacon_check = 0.0
         self.flagged_flows: list[dict[str, Any]] = []
         self._fan_out_flagged: set[str] = set()
 
@@ -136,60 +142,74 @@ class DPIFeature:
     # ------------------------------------------------------------------ accounting
 
     def account(self, flow: Flow) -> None:
-        """Add an ended flow to the aggregates."""
-        ext = flow.ext or {}
-        category = ext.get("category") or UNKNOWN
-        _bucket(self.categories, category).add(flow)
-        _bucket(self.apps, ext.get("app") or UNKNOWN).add(flow)
-        (self.encrypted if ext.get("encrypted") else self.cleartext).add(flow)
-        if flow.proto in (TCP, UDP):
-            key = port_key(flow)
-            _bucket(self.ports, key).add(flow)
-            service = ext.get("protocol") or ext.get("app")
-            if service:
-                counter = self.port_services.get(key)
-                if counter is None:
-                    counter = self.port_services[key] = Counter()
-                counter[service] += 1
-            seen = self.distinct.get(flow.src)
+        """Add an ended flow to the aggregates (called for every flow: kept lean)."""
+        ext = flow.ext or _EMPTY
+        nbytes = flow.bytes_fwd + flow.bytes_rev
+        key = (
+            ext.get("app") or UNKNOWN,
+            ext.get("category") or UNKNOWN,
+            bool(ext.get("encrypted")),
+        )
+        t = self.totals.get(key)
+        if t is None:
+            self.totals[key] = [1, nbytes]
+        else:
+            t[0] += 1
+            t[1] += nbytes
+        proto = flow.proto
+        if proto in (TCP, UDP):
+            dst = flow.dst
+            dport = flow.dport
+            pkey = (proto, dport, is_local(dst), ext.get("protocol") or ext.get("app"))
+            t = self.ports.get(pkey)
+            if t is None:
+                self.ports[pkey] = [1, nbytes]
+            else:
+                t[0] += 1
+                t[1] += nbytes
+            src = flow.src
+            seen = self.distinct.get(src)
             if seen is None:
-                seen = self.distinct[flow.src] = set()
-                if len(self.distinct) > MAX_PORT_HOSTS:
-                    self.distinct.popitem(last=False)
+                seen = set()
+                if len(self.distinct) < MAX_PORT_HOSTS:
+                    self.distinct[src] = seen
             if len(seen) < MAX_DISTINCT:
-                seen.add((flow.dst, flow.dport))
-            if len(seen) >= self.fan_out_threshold and flow.src not in self._fan_out_flagged:
-                self._fan_out_flagged.add(flow.src)
-                self.engine._host_signal(flow.src, signal("fan_out", host=flow.src, n=len(seen)))
-            if flow.bytes_fwd + flow.bytes_rev <= BEACON_MAX_BYTES:
-                bkey = (flow.src, flow.dst, flow.dport, flow.proto)
+                seen.add((dst, dport))
+                if len(seen) >= self.fan_out_threshold and src not in self._fan_out_flagged:
+                    self._fan_out_flagged.add(src)
+                    self.engine._host_signal(src, signal("fan_out", host=src, n=len(seen)))
+            if nbytes <= BEACON_MAX_BYTES:
+                bkey = (src, dst, dport, proto)
                 group = self.beacons.get(bkey)
                 if group is None:
-                    group = self.beacons[bkey] = []
-                    if len(self.beacons) > MAX_BEACON_GROUPS:
-                        self.beacons.popitem(last=False)
-                if len(group) < 64:
-                    group.append(flow)
-        score = ext.get("anomaly_score") or 0
-        if score >= 30 and len(self.flagged_flows) < 1000:
+                    if len(self.beacons) < MAX_BEACON_GROUPS:
+                        self.beacons[bkey] = [flow.first_seen]
+                elif len(group) < 64:
+                    group.append(flow.first_seen)
+        if ext.get("anomaly_score", 0) >= 30 and len(self.flagged_flows) < 1000:
             self.flagged_flows.append(_flow_brief(flow))
 
     async def finish(self) -> None:
         """End of a capture file: host-level signals that need every flow."""
         self.detect_beacons()
 
+    def tick(self, now: float) -> None:
+        if now >= self._next_beacon_check:
+            self._next_beacon_check = now + 30.0
+            self.detect_beacons()
+
     def detect_beacons(self) -> None:
-        for (src, dst, dport, _proto), group in list(self.beacons.items()):
-            if len(group) < 5:
+        """Groups of small flows from one host to one service at a regular period."""
+        for key, times in self.beacons.items():
+            if len(times) < 5 or key in self.beacon_hits:
                 continue
-            period = anomaly.beacon_period([f.first_seen for f in group])
+            period = anomaly.beacon_period(times)
             if period is None:
                 continue
-            sig = signal("beaconing", n=len(group), peer=f"{dst}:{dport}", period=period)
+            src, dst, dport, _proto = key
+            sig = signal("beaconing", n=len(times), peer=f"{dst}:{dport}", period=period)
+            self.beacon_hits[key] = sig
             self.engine._host_signal(src, sig)
-            for flow in group:
-                _add_signal(flow, sig)
-            self.beacons.pop((src, dst, dport, _proto), None)
 
     # ------------------------------------------------------------------ views
 
@@ -198,10 +218,18 @@ class DPIFeature:
 
     def breakdown(self, include_live: bool = True) -> dict[str, Any]:
         """Category and application totals (ended flows plus, optionally, the live ones)."""
-        categories = {k: (v.flows, v.bytes) for k, v in self.categories.items()}
-        apps = {k: (v.flows, v.bytes) for k, v in self.apps.items()}
-        enc = [self.encrypted.flows, self.encrypted.bytes]
-        clear = [self.cleartext.flows, self.cleartext.bytes]
+        categories: dict[str, tuple[int, int]] = {}
+        apps: dict[str, tuple[int, int]] = {}
+        enc = [0, 0]
+        clear = [0, 0]
+        for (app_name, cat_name, encrypted), (nflows, nbytes) in self.totals.items():
+            f, n = categories.get(cat_name, (0, 0))
+            categories[cat_name] = (f + nflows, n + nbytes)
+            f, n = apps.get(app_name, (0, 0))
+            apps[app_name] = (f + nflows, n + nbytes)
+            target = enc if encrypted else clear
+            target[0] += nflows
+            target[1] += nbytes
         if include_live:
             for flow in self.live_flows():
                 b = flow.bytes_fwd + flow.bytes_rev
@@ -232,33 +260,40 @@ class DPIFeature:
         }
 
     def port_table(self, include_live: bool = True) -> list[dict[str, Any]]:
-        rows: dict[tuple[str, int, str], list[int]] = {
-            k: [v.flows, v.bytes] for k, v in self.ports.items()
-        }
-        services = {k: Counter(v) for k, v in self.port_services.items()}
+        """Per (protocol, server port, local or remote side): service, flows, bytes."""
+        rows: dict[tuple[str, int, str], list[int]] = {}
+        services: dict[tuple[str, int, str], Counter[str]] = {}
+
+        def add(proto: int, port: int, local: bool, service: str | None, f: int, b: int) -> None:
+            key = ("tcp" if proto == TCP else "udp", port, "local" if local else "remote")
+            row = rows.setdefault(key, [0, 0])
+            row[0] += f
+            row[1] += b
+            if service:
+                services.setdefault(key, Counter())[service] += f
+
+        for (proto, port, local, service), (f, b) in self.ports.items():
+            add(proto, port, local, service, f, b)
         if include_live:
             for flow in self.live_flows():
                 if flow.proto not in (TCP, UDP):
                     continue
-                key = port_key(flow)
-                row = rows.setdefault(key, [0, 0])
-                row[0] += 1
-                row[1] += flow.bytes_fwd + flow.bytes_rev
-                service = flow.get("protocol") or flow.get("app")
-                if service:
-                    services.setdefault(key, Counter())[service] += 1
+                ext = flow.ext or _EMPTY
+                add(flow.proto, flow.dport, is_local(flow.dst),
+                    ext.get("protocol") or ext.get("app"), 1,
+                    flow.bytes_fwd + flow.bytes_rev)  # fmt: skip
         rules = self.engine.rules
         out: list[dict[str, Any]] = []
-        for (proto, port, side), (flows, nbytes) in rows.items():
-            seen = services.get((proto, port, side))
+        for (pname, port, side), (flows, nbytes) in rows.items():
+            seen = services.get((pname, port, side))
             if seen:
                 name = seen.most_common(1)[0][0]
             else:
-                number = TCP if proto == "tcp" else UDP
+                number = TCP if pname == "tcp" else UDP
                 name = rules.port_guess(number, 0, port) or "-"
             out.append(
                 {
-                    "proto": proto,
+                    "proto": pname,
                     "port": port,
                     "side": side,
                     "service": name,
@@ -338,42 +373,24 @@ class DPIFeature:
         summary["encrypted_bytes"] = b["encrypted_bytes"]
         summary["cleartext_bytes"] = b["cleartext_bytes"]
         summary["host_anomalies"] = self.host_anomalies()[:100]
-        # Beaconing updates flows after their dicts were made: refresh those dicts.
-        by_key = {
-            (f.get("src"), f.get("sport"), f.get("dst"), f.get("dport"), f.get("first_seen")): f
-            for f in result.flows
-        }
-        for group in self.beacons.values():
-            for flow in group:
-                d = by_key.get(
-                    (flow.src, flow.sport, flow.dst, flow.dport, round(flow.first_seen, 6))
-                )
-                if d is not None and flow.ext:
-                    d["anomaly_score"] = flow.ext.get("anomaly_score", 0)
-                    d["anomaly_reasons"] = flow.ext.get("anomaly_reasons", [])
+        # Beaconing is known only once the flows are over: add it to their report rows.
+        if self.beacon_hits:
+            numbers = {"tcp": TCP, "udp": UDP}
+            for row in result.flows:
+                key = (row["src"], row["dst"], row["dport"], numbers.get(row["proto"], -1))
+                sig = self.beacon_hits.get(key)
+                if sig is not None and row["bytes_fwd"] + row["bytes_rev"] <= BEACON_MAX_BYTES:
+                    _add_signal(row, sig)
 
 
-def port_key(flow: Flow) -> tuple[str, int, str]:
-    """(tcp|udp, server port, local|remote): which side the service runs on."""
-    proto = "tcp" if flow.proto == TCP else "udp"
-    return (proto, flow.dport, "local" if is_local(flow.dst) else "remote")
-
-
-def _bucket(table: dict[Any, Totals], key: Any) -> Totals:
-    hit = table.get(key)
-    if hit is None:
-        hit = table[key] = Totals()
-    return hit
-
-
-def _add_signal(flow: Flow, sig: Signal) -> None:
-    reasons = list(flow.get("anomaly_reasons") or [])
+def _add_signal(row: dict[str, Any], sig: Signal) -> None:
+    reasons = list(row.get("anomaly_reasons") or [])
     if sig.reason in reasons:
         return
     reasons.append(sig.reason)
-    old = flow.get("anomaly_score") or 0
-    flow.set("anomaly_score", round(100 * (1 - (1 - old / 100) * (1 - sig.weight / 100))))
-    flow.set("anomaly_reasons", reasons)
+    old = row.get("anomaly_score") or 0
+    row["anomaly_score"] = round(100 * (1 - (1 - old / 100) * (1 - sig.weight / 100)))
+    row["anomaly_reasons"] = reasons
 
 
 def _flow_brief(flow: Flow) -> dict[str, Any]:

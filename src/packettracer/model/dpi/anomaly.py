@@ -99,9 +99,23 @@ _BOGONS = [
 ]
 
 
-@lru_cache(maxsize=8192)
+_BOGON4_PREFIXES = ("0.", "192.0.0.", "192.0.2.", "198.18.", "198.19.", "198.51.100.",
+                    "203.0.113.")  # fmt: skip
+
+
 def is_bogon(addr: str) -> bool:
     """Reserved, documentation or unallocated space (not private LAN ranges: those are normal)."""
+    if ":" not in addr:
+        # IPv4 by string: this runs for every ended flow.
+        if addr.startswith(_BOGON4_PREFIXES):
+            return True
+        first = addr[: addr.find(".")]
+        return first.isdigit() and 240 <= int(first) <= 255 and addr != "255.255.255.255"
+    return _is_bogon6(addr)
+
+
+@lru_cache(maxsize=8192)
+def _is_bogon6(addr: str) -> bool:
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:

@@ -8,7 +8,7 @@ import math
 from collections import Counter, OrderedDict
 from typing import Any
 
-from packettracer.capture.packet import ACK, ARP, ICMP, ICMP6, SYN, TCP, UDP, Packet
+from packettracer.capture.packet import ACK, ARP, FIN, ICMP, ICMP6, RST, SYN, TCP, UDP, Packet
 from packettracer.model.dpi import anomaly, http, p0f, protocols, quic, tls
 from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import CONF_DPI, CONF_NAME, CONF_PORT, UNKNOWN
@@ -18,8 +18,7 @@ from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
-# Shared empty list: a flow gets its own only when a signal fires (see _signal).
-_NO_SIGNALS: list[Signal] = []
+_ZERO4 = b"\x00\x00\x00\x00"
 SERVER_BUFFER = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
@@ -43,43 +42,32 @@ _WHO_IS_EXPECTED = {(TCP, 443): "TLS", (UDP, 443): "QUIC", (UDP, 53): "DNS", (TC
 
 
 class FlowState:
-    __slots__ = (
-        "protocol",
-        "app",
-        "confidence",
-        "details",
-        "done",
-        "bufs",
-        "next_seq",
-        "tls_client",
-        "tls_server",
-        "quic_crypto",
-        "quic_dcid",
-        "rtp",
-        "signals",
-        "entropy_sample",
-        "starttls",
-        "payloads",
-    )
+    """What the DPI knows of one flow while it inspects it. Class-level defaults: most flows
+    never change most fields, and a bare instance is the cheapest to create."""
+
+    protocol: str | None = None
+    app: str | None = None
+    confidence: str | None = None
+    done = False
+    # TCP reassembly per direction (0: client->server, 1: server->client)
+    bufs: list[bytearray | None] | None = None
+    next_seq: list[int] | None = None
+    tls_client = False
+    tls_server = False
+    quic_crypto: dict[int, bytes] | None = None
+    quic_dcid: bytes | None = None
+    rtp: tuple[int, int] | None = None
+    signals: list[Signal] = []  # shared empty list: see _signal
+    entropy_sample: bytes | None = None
+    starttls = False
+    payloads = 0
+    syn_mss = 0
 
     def __init__(self) -> None:
-        self.protocol: str | None = None
-        self.app: str | None = None
-        self.confidence: str | None = None
         self.details: dict[str, Any] = {}
-        self.done = False
-        # TCP reassembly per direction (0: client->server, 1: server->client)
-        self.bufs: list[bytearray | None] | None = None
-        self.next_seq: list[int] | None = None
-        self.tls_client = False
-        self.tls_server = False
-        self.quic_crypto: dict[int, bytes] | None = None
-        self.quic_dcid: bytes | None = None
-        self.rtp: tuple[int, int] | None = None
-        self.signals: list[Signal] = _NO_SIGNALS
-        self.entropy_sample: bytes | None = None
-        self.starttls = False
-        self.payloads = 0
+
+
+_NO_SIGNALS = FlowState.signals
 
 
 def _signal(st: FlowState, sig: Signal) -> None:
@@ -89,6 +77,7 @@ def _signal(st: FlowState, sig: Signal) -> None:
 
 
 def _looks_encrypted(data: bytes) -> bool:
+    data = data[:512]
     n = len(data)
     if n < 48:
         return False
@@ -115,7 +104,7 @@ class DPIEngine:
         self.ttl = anomaly.TTLTracker()
         self.host_signals: dict[str, list[Signal]] = {}
         self.parse_errors: Counter[str] = Counter()
-        self._p0f_cache: dict[tuple[p0f.Observation, bool, int], p0f.Match | None] = {}
+        self._p0f_cache: dict[tuple[Any, ...], tuple[tuple[str, str] | None, int]] = {}
         self.name_lookup: Any = None
         """Optional callable address -> name (the resolution feature), set by the service."""
 
@@ -124,54 +113,33 @@ class DPIEngine:
     def packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
         st = self.states.get(flow.id)
         if st is None:
-            st = self._start(flow)
+            st = self.states[flow.id] = FlowState()
+            if flow.proto != TCP and flow.proto != UDP:
+                self._other(st, flow)
         proto = pkt.proto
-        if proto == TCP and pkt.tcp_flags & SYN:
-            self._syn(pkt, flow, forward)
-        sender = flow.src if forward else flow.dst
-        if pkt.ttl and sender not in _UNSPECIFIED:
-            sig = self.ttl.see(sender, pkt.ttl)
-            if sig is not None:
-                self._host_signal(sender, sig)
+        if pkt.tcp_flags & SYN and proto == TCP:
+            self._syn(pkt, flow, forward, st)
         if st.done:
             return
         payload = pkt.payload
         if not payload:
             return
         st.payloads += 1
-        if st.entropy_sample is None and len(payload) >= 48:
-            st.entropy_sample = payload[:512]
+        if st.entropy_sample is None:
+            st.entropy_sample = payload  # a reference, not a copy: only unknown flows read it
         if proto == TCP:
             self._tcp(st, pkt, flow, forward, payload)
         elif proto == UDP:
             self._udp(st, pkt, flow, forward, payload)
 
-    def _start(self, flow: Flow) -> FlowState:
-        st = FlowState()
-        self.states[flow.id] = st
+    def _other(self, st: FlowState, flow: Flow) -> None:
+        """ICMP, ARP, GRE, ...: the IP protocol number says it all."""
+        st.done = True
         other = OTHER_PROTOCOLS.get(flow.proto)
-        rules_ = self.rules
         if other is not None:
             st.protocol = other
             st.confidence = CONF_DPI
-            st.done = True
-            label: str | None = other
-        else:
-            # Until a payload says more: the port guess (no name lookups on this path).
-            label = rules_.port_guess(flow.proto, flow.sport, flow.dport)
-        ext = flow.ext
-        if ext is None:
-            ext = flow.ext = {}
-        if label is None:
-            ext["app"] = None
-            ext["category"] = UNKNOWN
-            ext["confidence"] = None
-        else:
-            ext["app"] = label
-            ext["category"] = rules_.info(label).category
-            ext["confidence"] = st.confidence or CONF_PORT
-        ext["protocol"] = label
-        return st
+            self._publish(st, flow)
 
     def _host(self, addr: str) -> HostOS:
         host = self.hosts.get(addr)
@@ -186,34 +154,56 @@ class DPIEngine:
         if len(sigs) < 16 and all(s.name != sig.name for s in sigs):
             sigs.append(sig)
 
-    def _syn(self, pkt: Packet, flow: Flow, forward: bool) -> None:
-        obs = p0f.observe(pkt)
-        if obs is None:
+    def _syn(self, pkt: Packet, flow: Flow, forward: bool, st: FlowState) -> None:
+        flags = pkt.tcp_flags
+        if flags & (FIN | RST):
             return
-        syn_ack = bool(pkt.tcp_flags & ACK)
-        st = self.states[flow.id]
-        syn_mss = 0
-        if syn_ack:
-            syn_mss = st.details.get("_syn_mss", 0)
-        else:
-            st.details["_syn_mss"] = obs.mss
+        syn_ack = bool(flags & ACK)
+        syn_mss = st.syn_mss if syn_ack else 0
+        # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
+        # p0f reads, with the timestamp values reduced to zero/non-zero.
+        opts = pkt.tcp_options
+        i = opts.find(b"\x08\x0a")
+        if i >= 0 and len(opts) >= i + 10:
+            opts = (
+                opts[: i + 2]
+                + (b"z" if opts[i + 2 : i + 6] == _ZERO4 else b"n")
+                + (b"z" if opts[i + 6 : i + 10] == _ZERO4 else b"n")
+                + opts[i + 10 :]
+            )
+        key = (
+            pkt.ip_version, pkt.ttl, pkt.ip_header_len, pkt.df, pkt.ip_id == 0, flags,
+            pkt.tcp_seq == 0, pkt.tcp_ack == 0, pkt.tcp_window, opts, not pkt.payload, syn_mss,
+        )  # fmt: skip
+        cache = self._p0f_cache
+        hit = cache.get(key)
+        if hit is None:
+            obs = p0f.observe(pkt)
+            if obs is None:
+                return
+            match = self.p0f.match(obs, syn_ack, syn_mss)
+            verdict: tuple[str, str] | None = None
+            if match is not None and match.signature.os_class != "!":
+                kind = "fuzzy" if match.fuzzy else ("generic" if match.generic else "exact")
+                verdict = (match.label, kind)
+            hit = (verdict, obs.mss)
+            if len(cache) > 20000:
+                cache.clear()
+            cache[key] = hit
+        verdict, mss = hit
+        if not syn_ack:
+            st.syn_mss = mss
         sender = flow.src if forward else flow.dst
         host = self._host(sender)
         host.fingerprinted = True
         host.ttls[pkt.ttl] += 1
-        # Stacks repeat their SYNs: match each distinct observation once.
-        key = (obs, syn_ack, syn_mss)
-        cache = self._p0f_cache
-        if key in cache:
-            match = cache[key]
-        else:
-            match = self.p0f.match(obs, syn_ack, syn_mss)
-            if len(cache) > 20000:
-                cache.clear()
-            cache[key] = match
-        if match is not None and match.signature.os_class != "!":
-            kind = "fuzzy" if match.fuzzy else ("generic" if match.generic else "exact")
-            host.p0f[(match.label, kind)] += 1
+        if verdict is not None:
+            host.p0f[verdict] += 1
+        # TTL jumps are watched on handshake packets, the ones every host sends.
+        if sender not in _UNSPECIFIED:
+            sig = self.ttl.see(sender, pkt.ttl)
+            if sig is not None:
+                self._host_signal(sender, sig)
 
     # ------------------------------------------------------------------ TCP
 
@@ -498,6 +488,42 @@ class DPIEngine:
             st.done = True
         self._publish(st, flow)
 
+    def _end_unknown(self, st: FlowState, flow: Flow) -> None:
+        """The common end of a flow no payload rule recognized: a name, else a port guess."""
+        rules_ = self.rules
+        app: str | None = None
+        confidence: str | None = None
+        protocol: str | None = None
+        encrypted = False
+        name = self._name_for(flow.dst)
+        if name is not None:
+            app = rules_.app_for_name(name)
+            confidence = CONF_NAME if app else None
+        if app is None:
+            protocol = rules_.port_guess(flow.proto, flow.sport, flow.dport)
+            if protocol is not None:
+                confidence = CONF_PORT
+                encrypted = rules_.info(protocol).encrypted
+        if st.entropy_sample is not None and protocol is None:
+            encrypted = _looks_encrypted(st.entropy_sample)
+        label = app or protocol
+        ext = flow.ext
+        if ext is None:
+            ext = flow.ext = {}
+        ext["app"] = label
+        ext["category"] = rules_.info(label).category if label else UNKNOWN
+        ext["confidence"] = confidence
+        ext["protocol"] = protocol
+        ext["encrypted"] = encrypted
+        if anomaly.is_bogon(flow.dst):
+            sig = signal("bogon", addr=flow.dst)
+            ext["anomaly_score"] = sig.weight
+            ext["anomaly_reasons"] = [sig.reason]
+            self._host_signal(flow.src, sig)
+        else:
+            ext["anomaly_score"] = 0
+            ext["anomaly_reasons"] = []
+
     def _name_for(self, addr: str) -> str | None:
         name = self.dns_names.get(addr)
         if name is None and self.name_lookup is not None:
@@ -549,6 +575,9 @@ class DPIEngine:
     def flow_end(self, flow: Flow) -> None:
         st = self.states.pop(flow.id, None)
         if st is None:
+            return
+        if st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
+            self._end_unknown(st, flow)
             return
         self._publish(st, flow)
         protocol = st.protocol

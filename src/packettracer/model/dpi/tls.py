@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from struct import unpack_from
 
 CONTENT_HANDSHAKE = 22
@@ -307,6 +308,12 @@ def parse_certificate(body: bytes) -> CertificateInfo | None:
     if not chain:
         return None
     der, _ = _vec(chain, 0, 3)
+    return _leaf_names(der)
+
+
+@lru_cache(maxsize=4096)
+def _leaf_names(der: bytes) -> CertificateInfo | None:
+    # Servers present the same certificate to every client: decode each one once.
     try:
         from cryptography import x509
 
