@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from packettracer.config import SecuritySettings
-from packettracer.model.alerts import LOUD, Alert, AlertEngine, SuppressionRule, entity_hosts
+from packettracer.model.alerts import (
+    LOUD,
+    SEVERITY_RANK,
+    Alert,
+    AlertEngine,
+    SuppressionRule,
+    entity_hosts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,9 @@ class AlertService:
         self.db_path = db_path
         self.listeners: list[Callable[[Alert, bool], None]] = []
         """Called with (alert, is_new) for every raised alert that was not suppressed."""
+        self.subscribers: list[Callable[[Alert], None]] = []
+        """Called with each new alert (the relay agent forwards them to the collector)."""
+        self.raised_total = 0
         self.bells = 0
         self.errors: list[str] = []
         self.webhook_sent = 0
@@ -79,25 +89,34 @@ class AlertService:
         self,
         kind: str,
         severity: str,
-        title: str,
+        title: str | None = None,
         entities: dict[str, Any] | None = None,
         evidence: dict[str, Any] | None = None,
         *,
         ts: float | None = None,
         source: str = "",
+        summary: str | None = None,
     ) -> Alert | None:
         """Raise (or update, within the dedup window) an alert. `severity` is one of info, low,
-        medium, high, critical; `kind` a stable dotted name; `entities` role -> address/port/name
-        (they identify the alert for dedup and suppression); `evidence` any JSON-able facts;
-        `ts` epoch seconds (default now; packet time for alerts from a capture). Returns the
-        alert, or None when a rule suppressed it or the kind's rate limit was hit."""
+        medium, high, critical; `kind` a stable dotted name; `title` (or `summary`) one line for
+        people; `entities` role -> address/port/name (they identify the alert for dedup and
+        suppression); `evidence` any JSON-able facts; `ts` epoch seconds (default now; packet
+        time for alerts from a capture). Returns the alert, or None when a rule suppressed it or
+        the kind's rate limit was hit. Raises ValueError for an unknown severity."""
         when = time.time() if ts is None else ts
+        text = title or summary or kind
         alert, new = self.engine.raise_alert(
-            kind, severity, title, dict(entities or {}), dict(evidence or {}), when, source
+            kind, severity, text, dict(entities or {}), dict(evidence or {}), when, source
         )
         if alert is None:
             return None
         if new:
+            self.raised_total += 1
+            for subscriber in self.subscribers:
+                try:
+                    subscriber(alert)
+                except Exception:
+                    log.exception("alert subscriber failed")
             self._new.append(alert)
             if alert.severity in LOUD and self.settings.bell:
                 self.bells += 1
@@ -114,6 +133,32 @@ class AlertService:
             except Exception:
                 log.exception("alert listener failed")
         return alert
+
+    def subscribe(self, callback: Callable[[Alert], None]) -> None:
+        """`callback(alert)` for every new alert from now on."""
+        self.subscribers.append(callback)
+
+    def ingest_remote(self, site: str, alert: dict[str, Any]) -> Alert | None:
+        """An alert a remote agent raised (relayed as `Alert.to_dict()`), raised here with the
+        site among its entities so the same alert from two sites stays two alerts."""
+        entities = dict(alert.get("entities") or {})
+        entities["site"] = site
+        severity = alert.get("severity", "info")
+        if severity not in SEVERITY_RANK:
+            severity = "info"
+        return self.raise_alert(
+            str(alert.get("kind") or "remote"),
+            severity,
+            str(alert.get("title") or alert.get("kind") or "remote alert"),
+            entities,
+            dict(alert.get("evidence") or {}),
+            ts=alert.get("last_seen") or alert.get("first_seen"),
+            source=f"{site}:{alert.get('source') or 'agent'}",
+        )
+
+    def total_count(self) -> int:
+        """New alerts raised since start (the agent's heartbeat reports it)."""
+        return self.raised_total
 
     # -- reading and acting ---------------------------------------------------------------------
 

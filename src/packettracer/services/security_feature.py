@@ -90,8 +90,9 @@ class SecurityFeature:
         # before the writer (an earlier service) closes.
         runtime.services.insert(0, self.alerts)
         self.blocklists.scan()
-        if self.mode == "dashboard":
+        if self.mode in ("dashboard", "agent"):
             runtime.add_service(self.blocklists)
+        if self.mode == "dashboard":
             # The Traffic panel's Threat column (UI code: imported only here).
             importlib.import_module("packettracer.screens.security_columns")
         runtime.pipeline.add_analyzer(SecurityAnalyzer(self))
@@ -159,7 +160,8 @@ class SecurityFeature:
 
 
 def create_security_feature(runtime: Runtime, mode: str) -> SecurityFeature | None:
-    """FEATURE_FACTORIES entry: the dashboard and report; agents only capture and relay."""
-    if mode == "agent" or not runtime.settings.security.enabled:
+    """FEATURE_FACTORIES entry, in every mode: an agent detects at its own site and the relay
+    forwards its alerts to the collector (`AlertService.subscribe` / `ingest_remote`)."""
+    if not runtime.settings.security.enabled:
         return None
     return SecurityFeature(runtime, mode)

@@ -139,3 +139,29 @@ async def test_webhook_unreachable_is_counted(tmp_path: Path) -> None:
     service.raise_alert("x.y", "high", "t", {"host": "10.0.0.1"})
     await service.flush()
     assert service.webhook_failed == 1 and service.errors
+
+
+async def test_relay_hooks_subscribe_ingest_remote_and_summary_alias() -> None:
+    agent_side = AlertService()
+    forwarded: list[dict] = []
+    agent_side.subscribe(lambda a: forwarded.append(a.to_dict()))
+    agent_side.raise_alert(
+        kind="scan.sweep",
+        severity="low",
+        summary="sweep from 10.0.0.5",
+        entities={"scanner": "10.0.0.5"},
+        evidence={"target_count": 30},
+    )
+    agent_side.raise_alert("scan.sweep", "low", "again", {"scanner": "10.0.0.5"})  # an update
+    assert len(forwarded) == 1 and agent_side.total_count() == 1
+    assert forwarded[0]["title"] == "sweep from 10.0.0.5"
+
+    collector_side = AlertService()
+    a = collector_side.ingest_remote("paris", forwarded[0])
+    b = collector_side.ingest_remote("tokyo", forwarded[0])
+    assert a is not None and b is not None and a.id != b.id
+    assert a.entities == {"scanner": "10.0.0.5", "site": "paris"}
+    assert a.source == "paris:agent" and a.kind == "scan.sweep"
+    assert a.evidence == {"target_count": 30}
+    assert collector_side.ingest_remote("paris", forwarded[0]) is a  # deduplicated
+    assert a.count == 2
