@@ -115,3 +115,11 @@ def test_blocklists_update_offline_is_one_clear_line(tmp_path: Path) -> None:
     assert flag.returncode == 1 and "offline mode" in flag.stderr
     none = pt("blocklists", "update", "--dir", folder, home=tmp_path)
     assert none.returncode == 2 and "no list URLs configured" in none.stderr
+
+
+def test_bad_threshold_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[security]\nfailed_ratio = 1.5\n")
+    proc = pt("report", "-r", str(DATA / "tcp_scan.pcapng"), "--config", str(config), home=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "failed_ratio must be between 0 and 1" in proc.stderr

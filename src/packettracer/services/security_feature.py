@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from packettracer.capture.packet import UDP, Packet
+from packettracer.config import SecuritySettings
+from packettracer.errors import ConfigError
 from packettracer.model.flows import Flow, format_address
 from packettracer.model.reputation import ReputationDB, bogon
 from packettracer.model.scan import ScanDetector, ScanEvidence, ScanThresholds
@@ -159,9 +161,35 @@ class SecurityFeature:
         result.extra["alerts"] = [a.to_dict() for a in self.alerts.engine.sorted()]
 
 
+def check_settings(sec: SecuritySettings) -> None:
+    """One clear line for a threshold that makes no sense; raises ConfigError."""
+    for name in (
+        "vertical_ports",
+        "horizontal_hosts",
+        "block_hosts",
+        "block_ports",
+        "min_ports",
+        "sweep_hosts",
+        "arp_sweep_hosts",
+        "max_sources",
+        "rate_limit",
+    ):
+        if getattr(sec, name) < 1:
+            raise ConfigError(f"[security] {name} must be at least 1, not {getattr(sec, name)}")
+    for name in ("failed_ratio", "small_scan_failed_ratio"):
+        if not 0.0 <= getattr(sec, name) <= 1.0:
+            raise ConfigError(f"[security] {name} must be between 0 and 1")
+    for name in ("scan_window", "dedup_window"):
+        if getattr(sec, name) <= 0:
+            raise ConfigError(f"[security] {name} must be a positive number of seconds")
+    if sec.webhook_url and not sec.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"[security] webhook_url must be an http(s) URL, not {sec.webhook_url!r}")
+
+
 def create_security_feature(runtime: Runtime, mode: str) -> SecurityFeature | None:
     """FEATURE_FACTORIES entry, in every mode: an agent detects at its own site and the relay
     forwards its alerts to the collector (`AlertService.subscribe` / `ingest_remote`)."""
     if not runtime.settings.security.enabled:
         return None
+    check_settings(runtime.settings.security)
     return SecurityFeature(runtime, mode)
