@@ -31,8 +31,6 @@ COMMANDS: dict[str, str] = {
     "agent": "packettracer.commands.agent",
     "alerts": "packettracer.commands.alerts",
     "blocklists": "packettracer.commands.blocklists",
-    "alerts": "packettracer.commands.alerts",
-    "blocklists": "packettracer.commands.blocklists",
 }
 
 
