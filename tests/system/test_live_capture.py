@@ -405,6 +405,34 @@ def test_interface_down_up_then_removed() -> None:
     assert out.strip() == f"True interface {pair.veth_b} went away"
 
 
+@needs_root
+def test_snapshot_of_live_capture(tmp_path: Path) -> None:
+    """End to end: the command line captures live on lo (kernel filter) and draws the flow."""
+    port = free_port(socket.SOCK_DGRAM)
+    out = tmp_path / "live.svg"
+    stop = threading.Event()
+
+    def chatter() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not stop.is_set():
+                sock.sendto(b"live", ("127.0.0.1", port))
+                stop.wait(0.02)
+
+    thread = threading.Thread(target=chatter, daemon=True)
+    thread.start()
+    try:
+        proc = cli(
+            "-i", "lo", "-f", f"udp port {port}", "--snapshot", str(out), "--duration", "2",
+            "--db", ":memory:", "-n", "--offline",
+        )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join()
+    assert proc.returncode == 0, proc.stderr
+    # the flow's port is drawn in the Traffic panel
+    assert str(port) in out.read_text(encoding="utf-8")
+
+
 # -- errors, one line each ---------------------------------------------------------------------
 
 
