@@ -71,6 +71,7 @@ def _raw_listen_socket_class() -> type[Any]:
         return RawListenSocket
 
     base = conf.L2listen
+    layer2num = conf.l2types.layer2num
 
     class PortableRawListenSocket(base):  # type: ignore[misc,valid-type]
         linktype = 1
@@ -80,7 +81,10 @@ def _raw_listen_socket_class() -> type[Any]:
             cls, data, ts = self.recv_raw(x)
             if not data:
                 return None
-            return RawFrame((self.linktype, ts or time.time(), data, len(data)))
+            # Elsewhere the link type is the capture library's (BSD loopback is DLT_NULL): scapy
+            # names it by the class it would have dissected with.
+            linktype = layer2num.get(cls, self.linktype)
+            return RawFrame((linktype, ts or time.time(), data, len(data)))
 
     return PortableRawListenSocket
 
