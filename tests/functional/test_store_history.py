@@ -1,4 +1,5 @@
-"""Pilot test: the Traffic panel's destinations view shows what the database holds."""
+"""Pilot tests: the Traffic panel's destinations view and the Stats panel show what the
+database holds."""
 
 from __future__ import annotations
 
@@ -50,3 +51,22 @@ async def test_destinations_view_shows_stored_history(tmp_path: Path) -> None:
         line = view_line(app)
         assert "stored 24h: 2 destinations, 31 flows" in line
         assert "most bytes: 198.51.100.7 (3.0 MB)" in line
+
+
+async def test_stats_panel_shows_stored_history(tmp_path: Path) -> None:
+    db = str(tmp_path / "history.db")
+    fill(db)
+    settings = dashboard_settings()
+    settings.store.db_path = db
+    app = make_app(settings=settings, panel="3")
+    async with app.run_test(size=(200, 40)) as pilot:
+        await replayed(pilot)
+
+        def summary() -> str:
+            rendered = app.query_one("#stats-summary", Static).render()
+            return rendered.plain if isinstance(rendered, Text) else str(rendered)
+
+        await wait_for(pilot, lambda: "stored 24h" in summary())
+        assert "stored 24h: 31 flows, 3.1 MB, 1 sources, 2 destinations; history since" in (
+            summary()
+        )

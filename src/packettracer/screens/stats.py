@@ -16,6 +16,7 @@ from packettracer.model.names import display
 from packettracer.screens.base import Panel
 from packettracer.screens.dpi_common import Throttle, cell, fill, share, size
 from packettracer.services.runtime import Runtime
+from packettracer.services.store_feature import stats_history_line
 from packettracer.widgets.flow_table import human_count, human_rate, sanitize
 
 TOP_ROWS = 15
@@ -85,6 +86,9 @@ class StatsPanel(Panel):
         peak = max(stats.history_bps, default=0.0)
         line.append(f"  peak {human_rate(peak)}  {human_count(stats.packets)} packets")
         line.append(f"  {len(self.runtime.pipeline.flows)} active flows")
+        history = stats_history_line(self.runtime)  # from the database, cached: never waits
+        if history:
+            line.append(f"  {history}", "dim")
         feature = self.resolution
         if feature is None:
             line.append("  (no resolution feature: no breakdowns)", "dim")

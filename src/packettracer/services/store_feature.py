@@ -421,8 +421,8 @@ def destinations_history_line(runtime: Runtime) -> str:
         return ""
     summary = store.cached("history_summary", window=HISTORY_WINDOW, max_age=30.0)
     top = store.cached("top_destinations", 1, window=HISTORY_WINDOW, max_age=30.0)
-    if not summary:
-        return ""
+    if not summary or not summary["flows"]:
+        return ""  # nothing stored (yet): no line, rather than a row of zeros
     text = f"stored 24h: {summary['destinations']} destinations, {summary['flows']} flows"
     if top:
         text += f"; most bytes: {top[0]['dst']} ({_size(top[0]['bytes'])})"
@@ -436,8 +436,8 @@ def stats_history_line(runtime: Runtime) -> str:
     if store is None:
         return ""
     summary = store.cached("history_summary", window=HISTORY_WINDOW, max_age=30.0)
-    if not summary:
-        return ""
+    if not summary or not summary["flows"]:
+        return ""  # nothing stored (yet): no line, rather than a row of zeros
     text = (
         f"stored 24h: {summary['flows']} flows, {_size(summary['bytes'])}, "
         f"{summary['sources']} sources, {summary['destinations']} destinations"
