@@ -3,6 +3,7 @@ nats-server) in the dashboard when `--relay URL` or `--relay-listen` is given.""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class RelayFeature:
             self.collector = Collector(runtime, rs)
             runtime.add_service(self.collector)
             runtime.flow_providers.append(self.collector.remote_flows)
+            if self.mode == "dashboard":
+                # The Traffic panel's Site column (UI code: imported only here).
+                importlib.import_module("packettracer.screens.relay_columns")
 
     def _forward_alert(self, alert: Any) -> None:
         if self.agent is None:
