@@ -22,6 +22,7 @@ from conftest import is_root, packettracer_cmd
 
 from packettracer.config import Settings
 from packettracer.model.flows import Flow
+from packettracer.services.alerts import AlertService
 from packettracer.services.relay import messages as m
 from packettracer.services.relay.collector import Collector
 from packettracer.services.relay.server import NatsServer, find_nats_server, free_port
@@ -139,6 +140,9 @@ class CollectorHandle:
         self.settings.relay.late_after = 3
         self.settings.relay.lost_after = 8
         self.runtime = Runtime(self.settings)
+        # the real alert engine, so agent loss is checked as the dashboard would see it
+        self.alerts = AlertService()
+        self.runtime.features["alerts"] = self.alerts
         self.collector = Collector(self.runtime, self.settings.relay)
         self.ended: list[Flow] = []
         self.runtime.pipeline.on_flow_end(self.ended.append)
@@ -269,16 +273,15 @@ async def test_nats_outage_is_spooled_and_replayed(two_sites: dict) -> None:
 
 async def test_killed_agent_goes_late_then_lost(two_sites: dict) -> None:
     col = CollectorHandle(two_sites["nats"].url)
-    lost: list[str] = []
-    original = col.collector._raise_lost
-    col.collector._raise_lost = lambda agent, now: (lost.append(agent.site), original(agent, now))
     try:
         await _agents_ready(col)
         two_sites["agents"]["a"].stop(signal.SIGKILL)
         agent = col.collector.agents["site-a"]
         await wait_for(lambda: agent.status == "late", 10, "site-a marked late")
         await wait_for(lambda: agent.status == "lost", 10, "site-a marked lost")
-        assert lost == ["site-a"]
+        raised = [a for a in col.alerts.engine.sorted() if a.kind == "relay.agent_lost"]
+        assert len(raised) == 1 and raised[0].entities["site"] == "site-a"
+        assert raised[0].severity == "high"
         assert col.collector.agents["site-b"].status == "live"
     finally:
         await col.close()
