@@ -152,6 +152,15 @@ def main() -> None:
         cmd = [packettracer_exe(), "report", "-r", str(pcap), "--format", fmt, "-n", "--offline"]
         print(line(f"packettracer report {fmt}", packets, best(cmd, args.repeat)), flush=True)
 
+    # The same command with no feature installed: the report's own cost (read, decode, flows,
+    # JSON output), comparable across the features that come and go.
+    bare = (
+        "import sys, packettracer.services.features as f; f.FEATURE_FACTORIES.clear(); "
+        "from packettracer.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cmd = [sys.executable, "-c", bare, "report", "-r", str(pcap), "--format", "json", "-n"]
+    print(line("report json, no features", packets, best(cmd, args.repeat)), flush=True)
+
     core_packets, core_cpu = min(
         (core_pipeline(pcap) for _ in range(args.repeat)), key=lambda r: r[1]
     )
