@@ -50,7 +50,7 @@ class StoreWriter:
         batch_rows: int = 1000,
         batch_interval: float = 0.25,
         max_batch_rows: int = 20_000,
-        max_pending: int = 200_000,
+        max_pending: int = 100_000,
         retry_min: float = 0.25,
         retry_max: float = 5.0,
         retention_batch: int = 500,
@@ -69,6 +69,8 @@ class StoreWriter:
         self.batch_rows = batch_rows
         self.batch_interval = batch_interval
         self.max_batch_rows = max_batch_rows
+        # A flow row is a dict of about 1 kB: 100,000 waiting rows bound the memory a long
+        # failure (full disk, foreign lock) can take to about 100 MB.
         self.max_pending = max_pending
         self.retry_min = retry_min
         self.retry_max = retry_max
