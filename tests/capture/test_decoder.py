@@ -212,6 +212,19 @@ def test_ipv6_atomic_fragment_is_decoded_through() -> None:
     assert (pkt.proto, pkt.sport, pkt.dport, pkt.fragment) == (UDP, 5, 6, 0)
 
 
+def test_ipv4_total_length_zero_from_segmentation_offload() -> None:
+    frame = bytearray(bytes(Ether() / IP() / ScapyTCP(sport=1, dport=2) / (b"d" * 100)))
+    frame[16:18] = b"\x00\x00"  # what a capture of a TSO super-packet shows
+    pkt = only(Decoder().decode(LINKTYPE_ETHERNET, bytes(frame), 1.0, len(frame)))
+    assert (pkt.proto, pkt.sport, pkt.payload) == (TCP, 1, b"d" * 100)
+
+
+def test_ethernet_padding_is_not_payload() -> None:
+    frame = bytes(Ether() / IP() / ScapyUDP(sport=1, dport=2) / b"ab") + b"\x00" * 16
+    pkt = only(Decoder().decode(LINKTYPE_ETHERNET, frame, 1.0, len(frame)))
+    assert pkt.payload == b"ab"
+
+
 # --- ARP, ICMP, ICMPv6, TCP ---------------------------------------------------------------
 
 

@@ -125,6 +125,14 @@ def test_timestamps_and_duration() -> None:
     assert stats.duration == pytest.approx(4.032397, abs=1e-6)
 
 
+def test_out_of_order_timestamps_span_the_whole_capture() -> None:
+    with CaptureReader(DATA / "5-pings.pcap") as reader:
+        frames = list(reader)
+    pipeline = Pipeline()
+    pipeline.feed([frames[3], frames[0], frames[9], frames[1]])
+    assert pipeline.stats.first_ts == frames[0][1] and pipeline.stats.last_ts == frames[9][1]
+
+
 # --- the report engine and its writers ----------------------------------------------------
 
 

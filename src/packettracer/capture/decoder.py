@@ -194,7 +194,9 @@ class Decoder:
         if vihl >> 4 != 4:
             raise ValueError("not IPv4")
         ihl = (vihl & 0x0F) * 4
-        if ihl < 20 or total < ihl:
+        # A total length of 0 is what segmentation offload (TSO/BIG TCP) leaves in captures of
+        # outgoing super-packets: take the captured length, as for IPv6 jumbograms.
+        if ihl < 20 or (total < ihl and total != 0):
             raise ValueError("bad IPv4 header length")
         if len(data) < off + ihl:
             raise ValueError("short IPv4 header")
@@ -211,7 +213,7 @@ class Decoder:
         pkt.ip_header_len = ihl
         # Ethernet pads short frames; the IP total length says where the datagram ends.
         end = off + total
-        if end > len(data):
+        if end > len(data) or total == 0:
             end = len(data)
         if frag & 0x3FFF == 0:
             # Not a fragment: the common case, TCP and UDP inline.

@@ -127,6 +127,7 @@ class Pipeline:
         packets = 0
         nbytes = 0
         last_ts = stats.last_ts
+        first_ts = stats.first_ts
         try:
             for linktype, ts, data, wirelen in frames:
                 if linktype not in supported:
@@ -138,9 +139,11 @@ class Pipeline:
                 packets += 1
                 nbytes += wirelen
                 if last_ts is None or ts > last_ts:
-                    if stats.first_ts is None:
-                        stats.first_ts = ts
+                    if first_ts is None:
+                        first_ts = ts
                     last_ts = ts
+                elif first_ts is not None and ts < first_ts:
+                    first_ts = ts  # out-of-order capture: the duration spans the earliest
                 pkt = decode(linktype, data, ts, wirelen)
                 if pkt is None:
                     continue
@@ -172,6 +175,7 @@ class Pipeline:
             stats.packets += packets
             stats.bytes += nbytes
             stats.last_ts = last_ts
+            stats.first_ts = first_ts
 
     def tick(self) -> None:
         now = self.flows.now
