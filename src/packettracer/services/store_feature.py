@@ -22,7 +22,8 @@ Write API (call from the event loop thread):
     store.record_agent(name, address=None, version=None, details=None, seen_at=None)
     store.enqueue(kind, row)     the raw form of the above (kinds: store.KINDS)
 
-Ended flows are stored automatically (Flow.to_dict(), extra facts in a JSON column).
+Ended flows are stored automatically (Flow.to_dict(), extra facts in a JSON column), and so are
+the flows still active when the runtime stops (end_reason "exit").
 
 Read API (plain data; each runs a short indexed query on the feature's own reader connection,
 so call it from a worker thread, e.g. ``await asyncio.to_thread(store.top_destinations, t)``,
@@ -117,6 +118,17 @@ class StoreFeature:
         self.writer.warnings = runtime.status_warnings
         runtime.add_service(self.writer)
         runtime.pipeline.on_flow_end(self._flow_ended)
+        self.writer.before_close = lambda: self._store_active_flows(runtime)
+
+    def _store_active_flows(self, runtime: Runtime) -> None:
+        """At exit, flows still active are stored too (end_reason "exit"): a restart must not
+        leave a hole in the history. After a report, the pipeline has ended them all already."""
+        for flow in list(runtime.pipeline.flows):
+            row = flow.to_dict()
+            row.pop("_fin", None)  # the flow table's private TCP close bookkeeping
+            row.setdefault("end_reason", "exit")
+            if self.writer.enqueue("flows", row):
+                self.flows_queued += 1
 
     def _flow_ended(self, flow: Flow) -> None:
         if self.writer.enqueue("flows", flow.to_dict()):

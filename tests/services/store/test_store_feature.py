@@ -209,3 +209,27 @@ async def test_panel_lines_come_from_background_reads(tmp_path: Path) -> None:
         )
     finally:
         await runtime.stop()
+
+
+async def test_flows_still_active_at_exit_are_stored(tmp_path: Path) -> None:
+    from packettracer.capture.pcapfile import CaptureReader
+
+    settings = offline_settings()
+    settings.store.db_path = str(tmp_path / "exit.db")
+    runtime = Runtime(settings)
+    feature = create_store_feature(runtime, "dashboard")
+    assert feature is not None
+    feature.attach(runtime)
+    runtime.features["store"] = feature
+    runtime.start()
+    with CaptureReader(str(SCAN)) as reader:
+        runtime.pipeline.feed(list(reader))  # a live capture, stopped while flows are active
+    active = len(runtime.pipeline.flows)
+    ended = runtime.pipeline.flows.ended
+    assert active > 0
+    await runtime.stop()
+    conn = sqlite3.connect(settings.store.db_path)
+    reasons = dict(conn.execute("SELECT end_reason, count(*) FROM flows GROUP BY 1").fetchall())
+    conn.close()
+    assert reasons.pop("exit") == active
+    assert sum(reasons.values()) == ended

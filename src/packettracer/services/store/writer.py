@@ -92,6 +92,7 @@ class StoreWriter:
         self._crash: BaseException | None = None
         self._closed = False
         self.after_close: Callable[[], None] | None = None
+        self.before_close: Callable[[], None] | None = None
 
         # Counters (read by the UI, the tests and the benchmark).
         self.enqueued = 0
@@ -204,6 +205,11 @@ class StoreWriter:
             self._thread.join(self.close_timeout + 5.0)
 
     async def close(self) -> None:
+        if self.before_close is not None and not self._closed:
+            try:
+                self.before_close()  # on the event loop thread: may read the runtime's state
+            except Exception:
+                log.exception("database: queueing the last rows failed")
         await asyncio.to_thread(self.close_sync)
         if self.after_close is not None:
             self.after_close()
