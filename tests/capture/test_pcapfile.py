@@ -211,6 +211,7 @@ def test_pcapng_epb_spb_and_tsresol(
     assert frames[0][1] == pytest.approx(1_700_000_000_000 * unit, rel=1e-12)
     assert frames[1][1] - frames[0][1] == pytest.approx(unit, rel=1e-3)
     assert frames[2][3] == len(FRAMES[2])
+    assert frames[2][1] == frames[1][1]  # no timestamp in an SPB: the previous packet's
     if endian == "<":
         assert [f[2] for f in frames] == [d for d, _ts, _w in scapy_frames(path)]
 

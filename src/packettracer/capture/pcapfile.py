@@ -133,6 +133,7 @@ class CaptureReader:
         endian = "<"
         # per interface: (link type, seconds per tick)
         interfaces: list[tuple[int, float]] = []
+        last_ts = 0.0
         offset = 0
         buf = b""
         pos = 0
@@ -186,19 +187,23 @@ class CaptureReader:
                 lt, tick = interfaces[iface]
                 start = body + 20
                 self.packets += 1
-                yield lt, ((hi << 32) | lo) * tick, buf[start : start + incl], orig
+                last_ts = ((hi << 32) | lo) * tick
+                yield lt, last_ts, buf[start : start + incl], orig
             elif btype == BT_SPB:
                 (orig,) = unpack_from(endian + "I", buf, body)
                 lt, _tick = interfaces[0] if interfaces else (1, 1e-6)
                 incl = min(orig, blen - 16)
                 self.packets += 1
-                yield lt, 0.0, buf[body + 4 : body + 4 + incl], orig
+                # A simple packet block has no timestamp: give it the previous packet's, so
+                # durations and expiry stay sane (0.0 would mean 1970).
+                yield lt, last_ts, buf[body + 4 : body + 4 + incl], orig
             elif btype == BT_PB:
                 iface, _drops, hi, lo, incl, orig = unpack_from(endian + "HHIIII", buf, body)
                 lt, tick = interfaces[iface] if iface < len(interfaces) else (1, 1e-6)
                 start = body + 20
                 self.packets += 1
-                yield lt, ((hi << 32) | lo) * tick, buf[start : start + incl], orig
+                last_ts = ((hi << 32) | lo) * tick
+                yield lt, last_ts, buf[start : start + incl], orig
             elif btype == BT_IDB:
                 (lt,) = unpack_from(endian + "H", buf, body)
                 tick = _idb_tick(buf, body + 8, pos + blen - 4, endian)
