@@ -20,7 +20,9 @@ Write API (call from the event loop thread):
                        finished_at=None, reached=False, details=None, uid=None) -> uid
         hops: [{"ttl": 1, "ip": "192.0.2.1", "rtt_ms": 0.4, "name": ..., <any extra keys>}]
     store.record_agent(name, address=None, version=None, details=None, seen_at=None)
-    store.enqueue(kind, row)     the raw form of the above (kinds: store.KINDS)
+    store.enqueue(kind, row)     the raw form of the above; kinds (store.KINDS): "flows",
+        "hosts", "dns", "alerts", "alert_acks", "traces", "agents". Every call returns False
+        (and counts the row) only when 100,000 rows already wait because writes fail.
 
 Ended flows are stored automatically (Flow.to_dict(), extra facts in a JSON column), and so are
 the flows still active when the runtime stops (end_reason "exit").
