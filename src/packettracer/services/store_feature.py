@@ -21,7 +21,8 @@ Write API (call from the event loop thread):
         hops: [{"ttl": 1, "ip": "192.0.2.1", "rtt_ms": 0.4, "name": ..., <any extra keys>}]
     store.record_agent(name, address=None, version=None, details=None, seen_at=None)
     store.enqueue(kind, row)     the raw form of the above; kinds (store.KINDS): "flows",
-        "hosts", "dns", "alerts", "alert_acks", "traces", "agents". Every call returns False
+        "hosts", "dns", "alerts", "alert_acks", "traces", "agents". It (and the calls that return
+        a bool) returns False
         (and counts the row) only when 100,000 rows already wait because writes fail.
 
 Ended flows are stored automatically (Flow.to_dict(), extra facts in a JSON column), and so are
