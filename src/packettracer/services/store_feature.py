@@ -22,8 +22,8 @@ Write API (call from the event loop thread):
     store.record_agent(name, address=None, version=None, details=None, seen_at=None)
     store.enqueue(kind, row)     the raw form of the above; kinds (store.KINDS): "flows",
         "hosts", "dns", "alerts", "alert_acks", "traces", "agents". It (and the calls that return
-        a bool) returns False
-        (and counts the row) only when 100,000 rows already wait because writes fail.
+        a bool) returns False, counting the row, only when 100,000 rows already wait because
+        writes fail.
 
 Ended flows are stored automatically (Flow.to_dict(), extra facts in a JSON column), and so are
 the flows still active when the runtime stops (end_reason "exit").
