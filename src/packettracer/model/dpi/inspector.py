@@ -17,6 +17,9 @@ from packettracer.model.dpi.rules import Rules, rules
 from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
+# Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
+# latest, we keep the counts of the first ones).
+HOST_SYN_SAMPLES = 32
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
 _ZERO4 = b"\x00\x00\x00\x00"
 SERVER_BUFFER = 32768
@@ -160,6 +163,19 @@ class DPIEngine:
             return
         syn_ack = bool(flags & ACK)
         syn_mss = st.syn_mss if syn_ack else 0
+        sender = flow.src if forward else flow.dst
+        host = self.hosts.get(sender)
+        if host is not None and host.syns >= HOST_SYN_SAMPLES:
+            # Enough of this host's handshakes seen for its verdict; still watch its TTL, and
+            # keep the MSS a SYN+ACK's window may be a multiple of.
+            if not syn_ack:
+                opts = pkt.tcp_options
+                if opts[:2] == b"\x02\x04":
+                    st.syn_mss = (opts[2] << 8) | opts[3]
+            sig = self.ttl.see(sender, pkt.ttl)
+            if sig is not None:
+                self._host_signal(sender, sig)
+            return
         # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
         # p0f reads, with the timestamp values reduced to zero/non-zero.
         opts = pkt.tcp_options
@@ -192,9 +208,10 @@ class DPIEngine:
             cache[key] = hit
         verdict, mss = hit
         if not syn_ack:
-            st.syn_mss = mss
-        sender = flow.src if forward else flow.dst
-        host = self._host(sender)
+            st.syn_mss = mss  # the SYN+ACK's window may be a multiple of it
+        if host is None:
+            host = self._host(sender)
+        host.syns += 1
         host.fingerprinted = True
         host.ttls[pkt.ttl] += 1
         if verdict is not None:
@@ -307,6 +324,10 @@ class DPIEngine:
         buf = st.bufs[d]
         if buf is None:
             return
+        if not tls.records_complete(buf) and len(buf) <= (
+            CLIENT_BUFFER if d == 0 else SERVER_BUFFER
+        ):
+            return  # a record is still arriving: parse once it is whole
         try:
             messages, more = tls.handshake_messages(bytes(buf))
         except tls.TLSParseError:

@@ -120,6 +120,8 @@ class HostOS:
     user_agents: Counter[str] = field(default_factory=Counter)
     dhcp: Counter[str] = field(default_factory=Counter)
     ttls: Counter[int] = field(default_factory=Counter)
+    syns: int = 0
+    """SYNs and SYN+ACKs of the host that were fingerprinted."""
     fingerprinted: bool = False
     """The host sent a SYN or SYN+ACK (so a TTL-only verdict is worth giving)."""
 

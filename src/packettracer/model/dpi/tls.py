@@ -46,9 +46,12 @@ _JA4_VERSIONS = {
 }
 
 
+GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+"""GREASE values (RFC 8701): 0x0a0a, 0x1a1a, ... 0xfafa."""
+
+
 def is_grease(value: int) -> bool:
-    """GREASE values (RFC 8701): 0x?a?a with both bytes equal."""
-    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+    return value in GREASE
 
 
 class TLSParseError(ValueError):
@@ -74,7 +77,7 @@ class ClientHello:
 
     def ja3_string(self) -> str:
         def join(values: list[int]) -> str:
-            return "-".join(str(v) for v in values if not is_grease(v))
+            return "-".join([str(v) for v in values if v not in GREASE])
 
         return ",".join(
             [
@@ -167,6 +170,17 @@ def looks_like_tls(data: bytes) -> bool:
         and data[2] <= 4
         and data[5] in (HS_CLIENT_HELLO, HS_SERVER_HELLO)
     )
+
+
+def records_complete(stream: bytes | bytearray) -> bool:
+    """Does the stream end on a record boundary (every record whole)? A cheap walk over the
+    5-byte record headers, so that a handshake is parsed once per complete flight, not once
+    per TCP segment."""
+    pos = 0
+    n = len(stream)
+    while pos + 5 <= n:
+        pos += 5 + ((stream[pos + 3] << 8) | stream[pos + 4])
+    return pos == n
 
 
 def handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], bool]:
