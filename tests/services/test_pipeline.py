@@ -85,7 +85,7 @@ def test_hooks_see_what_they_asked_for() -> None:
     assert summary["recorded"] == 11 and summary["packets"] == 11 and summary["flows"] == 1
 
 
-def test_a_failing_analyzer_is_counted_not_fatal() -> None:
+def test_a_failing_analyzer_is_counted_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     good = Recorder(every=True)
     pipeline = Pipeline(analyzers=[Broken(), good])
     feed_file(pipeline, "5-pings.pcap")
@@ -94,6 +94,11 @@ def test_a_failing_analyzer_is_counted_not_fatal() -> None:
     assert summary["analyzer_errors"] == {"broken": 10}  # one per packet
     assert summary["packets"] == 10
     assert pipeline.analyzer_errors == {"broken": 11}  # and its summary() failed too
+    # Logged once per failure for the first three, as one line without a traceback.
+    failures = [r for r in caplog.records if "analyzer broken failed" in r.getMessage()]
+    assert len(failures) == 3
+    assert "RuntimeError: analyzer bug" in failures[0].getMessage()
+    assert not any(r.exc_info for r in failures)
 
 
 def test_counters_on_damaged_and_unsupported_input() -> None:

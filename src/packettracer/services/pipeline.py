@@ -8,6 +8,7 @@ each call guarded so that one failing analyzer is counted and logged, never fata
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,6 +21,15 @@ from packettracer.model.flows import Flow, FlowTable
 from packettracer.model.stats import TrafficStats
 
 log = logging.getLogger(__name__)
+
+
+def _log_failure(what: str) -> None:
+    """One line for the user (the count is in the summary); the traceback only with -vv, so an
+    analyzer bug never prints a traceback on a normal run. Call from an except block."""
+    exc = sys.exc_info()[1]
+    log.error(
+        "%s failed: %s: %s", what, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG)
+    )
 
 
 class Analyzer:
@@ -101,7 +111,7 @@ class Pipeline:
         count = self.analyzer_errors.get(analyzer.name, 0) + 1
         self.analyzer_errors[analyzer.name] = count
         if count <= 3:
-            log.exception("analyzer %s failed", analyzer.name)
+            _log_failure(f"analyzer {analyzer.name}")
 
     def _flow_ended(self, flow: Flow) -> None:
         for analyzer in self.analyzers:
@@ -110,7 +120,7 @@ class Pipeline:
             try:
                 listener(flow)
             except Exception:
-                log.exception("flow-end listener failed")
+                _log_failure("a flow-end listener")
 
     def feed(self, frames: Iterable[Frame]) -> None:
         """The hot path: account every frame. Kept flat on purpose (no per-packet calls that
