@@ -79,6 +79,7 @@ def is_public(address: str) -> bool:
     return classify(address) is None
 
 
+@lru_cache(maxsize=65536)
 def is_local(address: str) -> bool:
     """On this side of the internet: LAN, CGNAT, loopback, link-local (for 'local talkers')."""
     return classify(address) in (LAN, CGNAT, LOOPBACK, LINK_LOCAL)

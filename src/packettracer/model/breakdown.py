@@ -62,16 +62,20 @@ class Breakdown:
                 bucket = table.get(key)
             if bucket is None:
                 bucket = table[key] = Bucket()
-        bucket.add(nbytes, packets)
+        bucket.bytes += nbytes
+        bucket.packets += packets
+        bucket.flows += 1
 
     def add(self, tables: dict[str, Table], flow: Flow, keys: FlowKeys) -> None:
         nbytes = flow.bytes_fwd + flow.bytes_rev
         packets = flow.packets_fwd + flow.packets_rev
-        self._bump(tables["country"], keys.country, nbytes, packets)
-        self._bump(tables["as"], keys.org, nbytes, packets)
-        self._bump(tables["protocol"], keys.protocol, nbytes, packets)
-        for address in (flow.src, flow.dst):
-            self._bump(tables["local" if is_local(address) else "remote"], address, nbytes, packets)
+        bump = self._bump
+        bump(tables["country"], keys.country, nbytes, packets)
+        bump(tables["as"], keys.org, nbytes, packets)
+        bump(tables["protocol"], keys.protocol, nbytes, packets)
+        local, remote = tables["local"], tables["remote"]
+        bump(local if is_local(flow.src) else remote, flow.src, nbytes, packets)
+        bump(local if is_local(flow.dst) else remote, flow.dst, nbytes, packets)
 
     def add_flow(self, flow: Flow, keys: FlowKeys) -> None:
         self.flows += 1

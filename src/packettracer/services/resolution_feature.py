@@ -272,9 +272,10 @@ class ResolutionFeature:
             return self.ownership.lookup(address)
         return self.ownership.peek(address)
 
-    def keys_of(self, flow: Flow) -> FlowKeys:
-        address = remote_address(flow)
-        geo = self.geo.peek(address) or self.geo.lookup(address)
+    def keys_of(self, flow: Flow, geo: GeoInfo | None = None) -> FlowKeys:
+        if geo is None:
+            address = remote_address(flow)
+            geo = self.geo.peek(address) or self.geo.lookup(address)
         if geo is None:
             country = org = "?"
         elif geo.label is not None:
@@ -287,14 +288,17 @@ class ResolutionFeature:
 
     def on_flow_end(self, flow: Flow) -> None:
         view = self.describe(flow, active=False)
-        flow.set("name", view.name)
-        flow.set("name_source", view.name_source)
-        flow.set("country", view.country)
-        flow.set("city", view.city)
-        flow.set("asn", view.asn)
-        flow.set("as_org", view.as_org)
-        self.breakdown.add_flow(flow, self.keys_of(flow))
+        ext = flow.ext
+        if ext is None:
+            ext = flow.ext = {}
+        ext["name"] = view.name
+        ext["name_source"] = view.name_source
+        ext["country"] = view.country
+        ext["city"] = view.city
+        ext["asn"] = view.asn
+        ext["as_org"] = view.as_org
         geo = self.geo.peek(view.address)
+        self.breakdown.add_flow(flow, self.keys_of(flow, geo or GeoInfo()))
         if self._store is not None and geo is not None and geo.label is None and not geo.empty:
             self._store_geo(view.address, geo, only_new=True)
 
