@@ -3,6 +3,7 @@ Traffic panel to that site, and --relay-only runs without any local capture."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,18 @@ async def test_relay_panel_lists_agents_and_filters_traffic_by_site(server: Nats
             "9.9",
             "live",
         )
+        # the agents are kept in the database too
+        store = app.runtime.features["store"]
+        stored: list[dict[str, object]] = []
+        for _ in range(50):
+            stored = await asyncio.to_thread(store.agents)
+            if len(stored) == 2:
+                break
+            await pilot.pause(0.1)
+        assert {(a["name"], a["address"], a["version"]) for a in stored} == {
+            ("paris", "paris-host", "9.9"),
+            ("tokyo", "tokyo-host", "9.9"),
+        }
         await pilot.press("down", "enter")
         await pilot.pause()
         assert app.current_key == "1"

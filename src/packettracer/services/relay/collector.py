@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 LIVE, LATE, LOST = "live", "late", "lost"
 MAX_REMOTE_FLOWS = 200_000
 SEEN_WINDOW = 500_000
+STORE_INTERVAL = 10.0  # seconds between two database updates of one agent
 
 
 @dataclass
@@ -63,6 +64,7 @@ class AgentState:
     msg_rate: float = 0.0
     status: str = LIVE
     _rate_mark: tuple[float, int] = (0.0, 0)
+    _stored_at: float = 0.0
 
 
 def flow_from_record(flow_id: int, site: str, record: dict[str, Any]) -> Flow:
@@ -212,6 +214,34 @@ class Collector:
             value = msg.get(name)
             if isinstance(value, int):
                 setattr(agent, attr, value)
+        if now - agent._stored_at >= STORE_INTERVAL:
+            self._store_agent(agent, now)
+
+    def _store_agent(self, agent: AgentState, now: float) -> None:
+        """Keep the agent in the database (the agents table), at most every STORE_INTERVAL."""
+        store = self.runtime.features.get("store")
+        record = getattr(store, "record_agent", None)
+        if not callable(record):
+            return
+        agent._stored_at = now
+        details = {
+            "interface": agent.interface,
+            "status": agent.status,
+            "pps": agent.pps,
+            "drops": agent.drops,
+            "flows_ended": agent.flows_ended,
+            "alerts": agent.alerts,
+        }
+        try:
+            record(
+                agent.site,
+                address=agent.host,
+                version=agent.version,
+                details=details,
+                seen_at=agent.last_heard,
+            )
+        except Exception:
+            log.exception("storing relay agent %s failed", agent.site)
 
     def _on_stats(self, agent: AgentState, msg: dict[str, Any], now: float) -> None:
         agent.packets = msg["packets"]
@@ -302,6 +332,7 @@ class Collector:
             agent._rate_mark = (now, agent.messages)
         for agent in newly_lost:
             self._raise_lost(agent, now)
+            self._store_agent(agent, now)
         return newly_lost
 
     def _raise_lost(self, agent: AgentState, now: float) -> None:
