@@ -89,6 +89,8 @@ class ResolveSettings:
     geo_cache_size: int = 10_000
     geo_rate_limit: int = 45
     """Requests per minute to ip-api.com."""
+    nameservers: list[str] = field(default_factory=list)
+    """Reverse DNS asks these ("IP" or "IP:PORT") instead of the system resolver."""
 
 
 @dataclass

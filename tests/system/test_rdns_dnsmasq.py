@@ -148,3 +148,70 @@ def test_no_resolve_and_offline_turn_lookups_off() -> None:
     settings = Settings()
     settings.resolve.offline = True
     assert not ReverseDns(settings).enabled
+
+
+async def test_dashboard_shows_ptr_names_from_dnsmasq(tmp_path: object) -> None:
+    """The whole path: a replayed capture in the dashboard, reverse DNS configured to a real
+    dnsmasq, the Traffic panel's Name column showing the PTR name with its marker; with -n the
+    same flow shows no name and nothing is asked."""
+    import shutil as _shutil
+    import subprocess as _subprocess
+
+    from functional.dashboard_helpers import DATA, dashboard_settings, make_app, wait_for
+
+    exe = _shutil.which("dnsmasq") or _shutil.which("dnsmasq", path="/usr/sbin:/sbin")
+    if exe is None:
+        pytest.skip("dnsmasq is not installed (apt package dnsmasq-base)")
+    port = free_port()
+    proc = _subprocess.Popen(
+        [
+            exe,
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            f"--port={port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            # http.pcap's resolver: the only flow without a passive name
+            "--ptr-record=203.2.253.145.in-addr.arpa,resolver.ptr.test",
+        ],
+        stdout=_subprocess.DEVNULL,
+        stderr=_subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.sleep(0.3)
+        settings = dashboard_settings(DATA / "http.pcap")
+        settings.resolve.enabled = True
+        settings.resolve.offline = False
+        settings.resolve.nameservers = [f"127.0.0.1:{port}"]
+        settings.ownership.enabled = False  # RDAP would go to the internet
+        app = make_app(settings=settings)
+        async with app.run_test(size=(200, 30)) as pilot:
+            await app.settle()
+            traffic = app.panels["1"]
+            feature = app.runtime.features["resolution"]
+
+            def cells() -> set[str]:
+                traffic.invalidate()
+                table = traffic.table
+                return {c.plain for i in range(table.row_count) for c in table.get_row_at(i)}
+
+            # the PTR answer lands in the cache; the Name column shows it within a second
+            await wait_for(pilot, lambda: "resolver.ptr.test ʳ" in cells(), 10.0)
+            assert "www.ethereal.com ʰ" in cells()
+            assert feature.rdns.queries >= 1
+        quiet = dashboard_settings(DATA / "http.pcap")
+        quiet.resolve.nameservers = [f"127.0.0.1:{port}"]
+        app = make_app(settings=quiet)  # -n and --offline, as the helpers build it
+        async with app.run_test(size=(200, 30)) as pilot:
+            await app.settle()
+            feature = app.runtime.features["resolution"]
+            assert not feature.rdns.enabled
+            flow = next(f for f in app.panels["1"].shown if f.dst == "145.253.2.203")
+            assert feature.describe(flow).name is None
+            assert feature.rdns.queries == 0
+    finally:
+        proc.terminate()
+        proc.wait(5)

@@ -53,7 +53,7 @@ class ReverseDns:
     ) -> None:
         rs = settings.resolve
         self.enabled = rs.enabled and not rs.offline
-        self.nameservers = nameservers
+        self.nameservers = nameservers or list(rs.nameservers) or None
         self.timeout = timeout
         self.concurrency = concurrency
         self.failure_ttl = failure_ttl
