@@ -149,3 +149,36 @@ async def test_geo_service_online_enrichment_only_when_enabled() -> None:
         quiet.lookup("24.48.0.1")
         assert not quiet.online and not quiet._queue
     assert all("192.168" not in body.decode() for _, _, body in server.requests)
+
+
+async def test_geo_service_run_loop_fills_the_cache() -> None:
+    import asyncio
+
+    def route(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        asked = [item["query"] for item in json.loads(body)]
+        answers = [a for a in json.loads(BATCH) if a["query"] in asked]
+        return 200, {"X-Rl": "14", "X-Ttl": "60"}, json.dumps(answers).encode()
+
+    with http_server(route) as server:
+        settings = Settings()
+        settings.geo.search_default_dirs = False
+        settings.geo.online = True
+        settings.geo.ip_api_url = server.url + "/batch"
+        geo = GeoService(settings, offline=OfflineGeo("off"))
+        updates: list[str] = []
+        geo.on_update.append(lambda address, info: updates.append(address))
+        task = asyncio.get_running_loop().create_task(geo.run())
+        for address in ("8.8.8.8", "24.48.0.1", "10.0.0.1", "fe80::1"):
+            geo.lookup(address)
+        await geo.drain(5.0)
+        for _ in range(100):
+            if len(updates) == 2:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        await geo.close()
+    assert sorted(updates) == ["24.48.0.1", "8.8.8.8"]
+    assert geo.peek("24.48.0.1").city == "Montreal"
+    assert len(server.requests) == 1  # one batch for both
+    sent = [item["query"] for batch in server.json_bodies() for item in batch]
+    assert sorted(sent) == ["24.48.0.1", "8.8.8.8"]

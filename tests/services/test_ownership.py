@@ -135,3 +135,28 @@ async def test_failures_are_cached_as_errors() -> None:
         await svc.close()
     assert result.source == "whois" and result.network is None  # "No entries found"
     assert svc.peek("8.8.4.4") is result
+
+
+async def test_background_service_answers_queued_lookups() -> None:
+    import asyncio
+
+    def route(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        address = path.rsplit("/", 1)[-1]
+        if address not in RDAP:
+            return 404, {}, b""
+        return 200, {}, json.dumps(RDAP[address]["response"]).encode()
+
+    with http_server(route) as rdap, whois_server({}) as whois:
+        svc = OwnershipService(settings_for(rdap.url, whois.port))
+        seen: list[str] = []
+        svc.on_result.append(lambda address, owner: seen.append(address))
+        task = asyncio.get_running_loop().create_task(svc.run())
+        for address in ("200.57.141.161", "210.107.73.73", "196.11.240.215", "192.168.0.1"):
+            assert svc.lookup(address) is None  # never waits
+        await svc.drain(10.0)
+        task.cancel()
+        await svc.close()
+    assert sorted(seen) == ["196.11.240.215", "200.57.141.161", "210.107.73.73"]
+    assert svc.peek("210.107.73.73").registry == "apnic"
+    assert svc.peek("196.11.240.215").country == "ZA"
+    assert [p for _, p, _ in rdap.requests if "192.168" in p] == []

@@ -113,3 +113,34 @@ def test_store_gets_host_knowledge_and_warms_the_next_run(tmp_path: Path) -> Non
 async def test_the_feature_is_installed_for_every_mode() -> None:
     result = await analyze_file_async(str(capture("dns.pcap")), settings())
     assert "top_countries" in result.summary and "dns" in result.summary
+
+
+def test_report_cli_json_and_a_bad_geoip_db_is_one_line(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from conftest import packettracer_cmd
+
+    mmdb = Path(__file__).resolve().parents[2] / "tests" / "data" / "mmdb"
+    base = [*packettracer_cmd(), "report", "-r", str(capture("http.pcap")), "-n", "--offline"]
+    ok = subprocess.run(
+        [*base, "--format", "json", "--geoip-db", str(mmdb / "GeoLite2-ASN-Test.mmdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    web = next(f for f in data["flows"] if f["dst"] == "65.208.228.223")
+    assert web["name"] == "www.ethereal.com" and web["name_source"] == "http"
+    assert {"top_countries", "top_as", "top_protocols", "dns"} <= set(data["summary"])
+    bad = subprocess.run(
+        [*base, "--geoip-db", str(tmp_path / "missing.mmdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing.mmdb: no such file" in lines[0]
+    assert "Traceback" not in bad.stderr
