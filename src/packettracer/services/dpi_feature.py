@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
+import socket
 from collections import Counter
 from functools import lru_cache
 from importlib import resources
@@ -100,6 +101,16 @@ class DPIAnalyzer(Analyzer):
         self.engine.flow_end(flow)
         self.feature.account(flow)
 
+    def on_start(self) -> None:
+        """What the other features do, once they are all attached."""
+        runtime = self.feature.runtime
+        security = runtime.features.get("security")
+        self.engine.bogons_flagged = bool(security and getattr(security, "flag_bogons", False))
+        inspectors = [
+            a for a in runtime.pipeline.analyzers if a.inspect_packets > 0 and not a.all_packets
+        ]
+        self.engine.sole_inspector = inspectors == [self]
+
     def tick(self, now: float) -> None:
         self.feature.tick(now)
 
@@ -133,6 +144,7 @@ class DPIFeature:
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
+        runtime.add_service(self)
         if self.mode == "dashboard":
             # The Traffic panel's App and Category columns (UI code: imported only here).
             importlib.import_module("packettracer.screens.dpi_columns")
@@ -140,6 +152,11 @@ class DPIFeature:
         lookup = _name_lookup(resolution)
         if lookup is not None:
             self.engine.name_lookup = lookup
+
+    async def run(self) -> None:
+        """Started with the runtime, after every feature attached: see what the others do
+        (until then the safe defaults apply: check bogons ourselves, read every first packet)."""
+        self.analyzer.on_start()
 
     # ------------------------------------------------------------------ accounting
 
@@ -377,12 +394,22 @@ class DPIFeature:
         summary["host_anomalies"] = self.host_anomalies()[:100]
         # Beaconing is known only once the flows are over: add it to their report rows.
         if self.beacon_hits:
-            numbers = {"tcp": TCP, "udp": UDP}
-            for row in result.flows:
-                key = (row["src"], row["dst"], row["dport"], numbers.get(row["proto"], -1))
-                sig = self.beacon_hits.get(key)
-                if sig is not None and row["bytes_fwd"] + row["bytes_rev"] <= BEACON_MAX_BYTES:
-                    _add_signal(row, sig)
+            objects = getattr(result, "flow_objects", None)
+            if objects:
+                # Flow dicts are made from the objects later (and only if needed): mark those.
+                for flow in objects:
+                    sig = self.beacon_hits.get((flow.src, flow.dst, flow.dport, flow.proto))
+                    if sig is not None and flow.bytes_fwd + flow.bytes_rev <= BEACON_MAX_BYTES:
+                        if flow.ext is None:
+                            flow.ext = {}
+                        _add_signal(flow.ext, sig)
+            else:
+                numbers = {"tcp": TCP, "udp": UDP}
+                for row in result.flows:
+                    key = (row["src"], row["dst"], row["dport"], numbers.get(row["proto"], -1))
+                    sig = self.beacon_hits.get(key)
+                    if sig is not None and row["bytes_fwd"] + row["bytes_rev"] <= BEACON_MAX_BYTES:
+                        _add_signal(row, sig)
 
 
 def _add_signal(row: dict[str, Any], sig: Signal) -> None:
@@ -408,12 +435,12 @@ def _flow_brief(flow: Flow) -> dict[str, Any]:
     }
 
 
-def _addr_key(addr: str) -> tuple[int, int]:
+def _addr_key(addr: str) -> tuple[int, bytes]:
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return (9, 0)
-    return (ip.version, int(ip))
+        return (family, socket.inet_pton(family, addr))
+    except OSError:
+        return (99, addr.encode())
 
 
 def _name_lookup(resolution: Any) -> Any:

@@ -108,6 +108,10 @@ class DPIEngine:
         self.host_signals: dict[str, list[Signal]] = {}
         self.parse_errors: Counter[str] = Counter()
         self._p0f_cache: dict[tuple[Any, ...], tuple[tuple[str, str] | None, int]] = {}
+        self.bogons_flagged = False
+        """The security feature marks flows with reserved addresses (`threat` = bogon)."""
+        self.sole_inspector = False
+        """No other analyzer reads the first packets: a finished flow may stop being fed."""
         self.name_lookup: Any = None
         """Optional callable address -> name (the resolution feature), set by the service."""
 
@@ -123,6 +127,8 @@ class DPIEngine:
         if pkt.tcp_flags & SYN and proto == TCP:
             self._syn(pkt, flow, forward, st)
         if st.done:
+            if self.sole_inspector:
+                flow.inspect_left = 0
             return
         payload = pkt.payload
         if not payload:
@@ -536,7 +542,7 @@ class DPIEngine:
         ext["confidence"] = confidence
         ext["protocol"] = protocol
         ext["encrypted"] = encrypted
-        if anomaly.is_bogon(flow.dst):
+        if self._bogon(flow, ext):
             sig = signal("bogon", addr=flow.dst)
             ext["anomaly_score"] = sig.weight
             ext["anomaly_reasons"] = [sig.reason]
@@ -544,6 +550,11 @@ class DPIEngine:
         else:
             ext["anomaly_score"] = 0
             ext["anomaly_reasons"] = []
+
+    def _bogon(self, flow: Flow, ext: dict[str, Any] | None) -> bool:
+        if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
+            return False  # the security feature checked every flow's addresses already
+        return anomaly.is_bogon(flow.dst)
 
     def _name_for(self, addr: str) -> str | None:
         name = self.dns_names.get(addr)
@@ -624,7 +635,7 @@ class DPIEngine:
                         expected=_WHO_IS_EXPECTED[key],
                     )
                 )
-        if anomaly.is_bogon(flow.dst):
+        if self._bogon(flow, flow.ext):
             signals.append(signal("bogon", addr=flow.dst))
         if info.category == "malware":
             signals.append(signal("malware_app", app=info.name))

@@ -78,6 +78,9 @@ TTL_FAMILY = {
 }
 
 
+_RANK = {"exact": 0, "generic": 1, "fuzzy": 2}
+
+
 def family(label: str) -> str | None:
     for prefix, fam in FAMILIES:
         if label.startswith(prefix):
@@ -131,16 +134,18 @@ class HostOS:
         label: str | None = None
         confidence = 0.0
         if self.p0f:
-            rank = {"exact": 0, "generic": 1, "fuzzy": 2}
-            (best, kind), count = min(
-                self.p0f.items(), key=lambda kv: (rank[kv[0][1]], -kv[1], kv[0][0])
-            )
+            if len(self.p0f) == 1:
+                ((best, kind),) = self.p0f
+            else:
+                (best, kind), _ = min(
+                    self.p0f.items(), key=lambda kv: (_RANK[kv[0][1]], -kv[1], kv[0][0])
+                )
             label = best
             confidence = {"exact": 0.8, "generic": 0.65, "fuzzy": 0.45}[kind]
             for (lab, k), n in self.p0f.most_common(4):
                 signals.append({"source": "p0f", "value": lab, "match": k, "count": n})
         ua_labels = Counter[str]()
-        for ua, n in self.user_agents.items():
+        for ua, n in self.user_agents.items() if self.user_agents else ():
             hit = ua_os(ua)
             if hit:
                 ua_labels[hit] += n
@@ -154,7 +159,7 @@ class HostOS:
             else:
                 confidence -= 0.15
         dhcp_labels = Counter[str]()
-        for value, n in self.dhcp.items():
+        for value, n in self.dhcp.items() if self.dhcp else ():
             params, _, vendor = value.partition("|")
             hit = dhcp_os(params or None, vendor or None)
             if hit:
