@@ -427,8 +427,11 @@ class DPIEngine:
         rtp = protocols.parse_rtp(data)
         if rtp is not None:
             kind, ssrc, seq = rtp
-            if kind == "RTCP" and st.rtp is not None:
-                pass
+            if kind == "RTCP":
+                # The length field (32-bit words minus one) must fit the datagram.
+                if 200 <= data[1] <= 204 and ((data[2] << 8 | data[3]) + 1) * 4 <= len(data):
+                    self._detected(st, flow, protocols.Detection("RTCP"))
+                    return
             elif st.rtp is not None and st.rtp[0] == ssrc and 0 < (seq - st.rtp[1]) & 0xFFFF < 16:
                 self._detected(st, flow, protocols.Detection("RTP"))
                 return
