@@ -44,3 +44,12 @@ def test_tunnelling_names_score_high_and_normal_names_low() -> None:
     stats = DnsStats()
     stats.on_message(msg(7, tunnel, False), "10.0.0.2", "10.0.0.1", 1.0)
     assert tunnel in stats.suspicious
+
+
+def test_mdns_announcements_are_named_by_their_first_answer() -> None:
+    stats = DnsStats()
+    announce = DnsMessage(0, True, 0, "NOERROR", None, None)
+    announce.answers = [Answer("printer.local", "A", 120, "192.168.1.50")]
+    event = stats.on_message(announce, "192.168.1.50", "224.0.0.251", 5.0)
+    assert event is not None and (event.qname, event.qtype) == ("printer.local", "A")
+    assert event.answers == ["192.168.1.50"]

@@ -116,8 +116,9 @@ class DnsStats:
 
     def on_message(self, msg: DnsMessage, src: str, dst: str, ts: float) -> DnsEvent | None:
         """One message from `src` to `dst`. Returns the event it completed or started."""
-        qname = msg.qname or ""
-        qtype = msg.qtype or "?"
+        # mDNS announcements carry answers without a question: name them by their first answer
+        qname = msg.qname or (msg.answers[0].name if msg.answers else "")
+        qtype = msg.qtype or (msg.answers[0].rtype if msg.answers else "?")
         if not msg.response:
             self.queries += 1
             self.qtypes[qtype] += 1
