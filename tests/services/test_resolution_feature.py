@@ -144,3 +144,34 @@ def test_report_cli_json_and_a_bad_geoip_db_is_one_line(tmp_path: Path) -> None:
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing.mmdb: no such file" in lines[0]
     assert "Traceback" not in bad.stderr
+
+
+def test_a_client_hello_split_across_segments_still_names_the_flow() -> None:
+    """Large ClientHellos (post-quantum key shares) span two TCP segments: the first part is
+    kept until the rest arrives. Here curl's real hello is cut in two."""
+    import copy
+
+    from packettracer.model.flows import FlowTable
+    from packettracer.model.hostnames import client_hello_sni, hello_incomplete
+
+    from ..model.resolution_helpers import packets  # noqa: TID252
+
+    feature = ResolutionFeature(Runtime(settings()), "report")
+    table = FlowTable()
+    hello_seen = False
+    for pkt in packets("443-curl.pcap"):
+        if not hello_seen and pkt.payload and client_hello_sni(pkt.payload):
+            hello_seen = True
+            first, second = copy.copy(pkt), copy.copy(pkt)
+            cut = len(pkt.payload) // 2
+            first.payload, second.payload = pkt.payload[:cut], pkt.payload[cut:]
+            assert hello_incomplete(first.payload) and client_hello_sni(first.payload) is None
+            for part in (first, second):
+                flow = table.update(part)
+                feature.analyzer.on_packet(part, flow, table.last_forward)
+            assert flow.get("name") == "www.ntop.org" and flow.get("name_source") == "sni"
+            assert not feature._hellos
+            break
+        flow = table.update(pkt)
+        feature.analyzer.on_packet(pkt, flow, table.last_forward)
+    assert hello_seen

@@ -1,10 +1,14 @@
 """Server names a client states in the first packets of a connection: the TLS ClientHello's SNI
-and the HTTP/1.x Host header. Deliberately small (one segment, no reassembly): naming only needs
-the name, and the DPI module has the full TLS parser for everything else."""
+(parsed with the DPI module's TLS parser) and the HTTP/1.x Host header."""
 
 from __future__ import annotations
 
-from struct import unpack_from
+from packettracer.model.dpi.tls import (
+    HS_CLIENT_HELLO,
+    TLSParseError,
+    handshake_messages,
+    parse_client_hello,
+)
 
 _METHODS = (
     b"GET ",
@@ -19,38 +23,32 @@ _METHODS = (
 )
 
 
-def client_hello_sni(payload: bytes) -> str | None:
-    """The server_name of a TLS ClientHello that starts in `payload`, or None."""
+def client_hello_sni(stream: bytes) -> str | None:
+    """The server_name of the TLS ClientHello at the start of `stream`, or None (no hello, no
+    SNI, or not complete yet: see `hello_incomplete`)."""
+    if len(stream) < 6 or stream[0] != 0x16:
+        return None
     try:
-        if len(payload) < 43 or payload[0] != 0x16 or payload[1] != 0x03 or payload[5] != 0x01:
-            return None
-        pos = 9 + 2 + 32  # record header, handshake header, client version, random
-        sid_len = payload[pos]
-        pos += 1 + sid_len
-        (cs_len,) = unpack_from("!H", payload, pos)
-        pos += 2 + cs_len
-        comp_len = payload[pos]
-        pos += 1 + comp_len
-        (ext_total,) = unpack_from("!H", payload, pos)
-        pos += 2
-        end = min(len(payload), pos + ext_total)
-        while pos + 4 <= end:
-            ext_type, ext_len = unpack_from("!HH", payload, pos)
-            pos += 4
-            if ext_type == 0:
-                # server_name_list: list length, then (type, length, name) entries
-                inner = pos + 2
-                if payload[inner] != 0:
-                    return None
-                (name_len,) = unpack_from("!H", payload, inner + 1)
-                raw = payload[inner + 3 : inner + 3 + name_len]
-                if len(raw) != name_len:
-                    return None
-                return _ascii_name(raw)
-            pos += ext_len
-    except (IndexError, ValueError, Exception):
+        messages, _ = handshake_messages(stream)
+        for mtype, body in messages:
+            if mtype == HS_CLIENT_HELLO:
+                sni = parse_client_hello(body).sni
+                return _ascii_name(sni.encode("ascii", "replace")) if sni else None
+    except (TLSParseError, ValueError, IndexError):
         return None
     return None
+
+
+def hello_incomplete(stream: bytes) -> bool:
+    """Does `stream` start a TLS handshake whose first message is not complete yet (a large
+    ClientHello, e.g. with post-quantum key shares, spans two TCP segments)?"""
+    if len(stream) < 9 or stream[0] != 0x16 or stream[5] != HS_CLIENT_HELLO:
+        return False
+    try:
+        messages, more = handshake_messages(stream)
+    except (TLSParseError, ValueError, IndexError):
+        return False
+    return not messages and more
 
 
 def http_host(payload: bytes) -> str | None:

@@ -28,7 +28,7 @@ from packettracer.model.addresses import classify, is_public
 from packettracer.model.breakdown import Breakdown, FlowKeys, Table, remote_address, top
 from packettracer.model.dnsstats import DnsStats, tunnel_score
 from packettracer.model.flows import Flow, format_address
-from packettracer.model.hostnames import client_hello_sni, http_host
+from packettracer.model.hostnames import client_hello_sni, hello_incomplete, http_host
 from packettracer.model.names import (
     DNS,
     HTTP,
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DNS_PORTS = dnsparse.DNS_PORTS
 NAME_PACKETS = 8
+MAX_HELLO = 16384
+"""Bytes of a split ClientHello kept per flow while its end is awaited."""
 """Packets from the start of a flow searched for an SNI or a Host header."""
 TOP_N = 10
 _OFFLINE: dict[str, OfflineGeo] = {}
@@ -126,6 +128,7 @@ class ResolutionFeature:
         self.analyzer = ResolutionAnalyzer(self)
         self.snapshot: dict[str, Table] = {}
         self._snapshot_at = 0.0
+        self._hellos: dict[int, bytes] = {}
         self._pruned = 0.0
         self._store: Any = None
 
@@ -202,9 +205,18 @@ class ResolutionFeature:
     def on_first_packets(self, pkt: Packet, flow: Flow) -> None:
         payload = pkt.payload
         first = payload[0]
+        pending = self._hellos.pop(flow.id, None) if self._hellos else None
+        if pending is not None:
+            payload = pending + payload  # the rest of a ClientHello split across segments
+            first = 0x16
         if first == 0x16:
             name = client_hello_sni(payload)
             source = SNI
+            if name is None and len(payload) < MAX_HELLO and hello_incomplete(payload):
+                self._hellos[flow.id] = payload
+                if len(self._hellos) > 10_000:
+                    self._hellos.pop(next(iter(self._hellos)))
+                return
         elif 0x41 <= first <= 0x5A:  # an upper-case letter: maybe an HTTP method
             name = http_host(payload)
             source = HTTP
@@ -287,6 +299,8 @@ class ResolutionFeature:
         return FlowKeys(country, org, str(protocol))
 
     def on_flow_end(self, flow: Flow) -> None:
+        if self._hellos:
+            self._hellos.pop(flow.id, None)
         view = self.describe(flow, active=False)
         ext = flow.ext
         if ext is None:
