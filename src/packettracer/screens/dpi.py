@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from packettracer.screens.base import Panel
+from packettracer.screens.dpi_columns import flow_app, flow_category
 from packettracer.screens.dpi_common import Throttle, cell, fill, no_dpi_text
 from packettracer.services.runtime import Runtime
 
@@ -116,6 +117,9 @@ class DpiPanel(Panel):
         flows = []
         for flow in dpi.live_flows():
             ext = flow.ext or {}
+            if not ext.get("app"):
+                # Nothing in its payload yet: show what the port suggests (marked with "?").
+                ext = {**ext, "app": flow_app(flow), "category": flow_category(flow)}
             flows.append((f"{flow.src}:{flow.sport} > {flow.dst}:{flow.dport}", ext))
         for brief in dpi.flagged_flows[-200:]:
             key = f"{brief['src']}:{brief['sport']} > {brief['dst']}:{brief['dport']}"

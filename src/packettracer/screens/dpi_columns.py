@@ -9,7 +9,7 @@ from packettracer.model.dpi.rules import rules
 from packettracer.widgets.flow_table import Column, add_flow_column
 
 
-def _app(flow: Any) -> str | None:
+def flow_app(flow: Any) -> str | None:
     ext = flow.ext
     if ext is None or "app" not in ext:
         # Not inspected yet (or nothing in its payload so far): what the port suggests.
@@ -21,7 +21,7 @@ def _app(flow: Any) -> str | None:
     return app
 
 
-def _category(flow: Any) -> str | None:
+def flow_category(flow: Any) -> str | None:
     ext = flow.ext
     if ext is None or "category" not in ext:
         guess = rules().port_guess(flow.proto, flow.sport, flow.dport)
@@ -30,8 +30,8 @@ def _category(flow: Any) -> str | None:
 
 
 def register() -> None:
-    add_flow_column(Column("app", "App", 12, _app), after="state")
-    add_flow_column(Column("category", "Category", 10, _category), after="app")
+    add_flow_column(Column("app", "App", 12, flow_app), after="state")
+    add_flow_column(Column("category", "Category", 10, flow_category), after="app")
 
 
 register()

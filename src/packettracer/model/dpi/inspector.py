@@ -22,6 +22,7 @@ CLIENT_BUFFER = 16384
 HOST_SYN_SAMPLES = 32
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
 _ZERO4 = b"\x00\x00\x00\x00"
+_TLS_RECORD_TYPES = frozenset({0x14, 0x15, 0x17})  # change_cipher_spec, alert, application_data
 SERVER_BUFFER = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
@@ -257,6 +258,20 @@ class DPIEngine:
                 st.protocol = "TLS"
             st.confidence = CONF_DPI
             self._tls_stream(st, flow, d)
+            return
+        # Midstream TLS (the handshake was before the capture): records, no hello.
+        if (
+            st.protocol is None
+            and data[0] in _TLS_RECORD_TYPES
+            and len(data) > 5
+            and data[1] == 3
+            and data[2] <= 4
+            and (data[3] << 8 | data[4]) <= 18432
+        ):
+            st.protocol = "TLS"
+            st.confidence = CONF_DPI
+            st.done = True
+            self._publish(st, flow)
             return
         if st.protocol == "HTTP" or st.protocol is None:
             if forward and st.details.get("http_method") is None:
@@ -603,6 +618,8 @@ class DPIEngine:
         if "bad_fingerprint" in st.details:
             ext["category"] = "malware"
         ext["protocol"] = protocol
+        if protocol is not None and confidence == CONF_DPI:
+            ext["encrypted"] = self.rules.info(protocol).encrypted or st.starttls
         for key, value in st.details.items():
             if key[0] != "_":
                 ext[key] = value
