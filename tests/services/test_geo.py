@@ -111,3 +111,16 @@ def test_broken_data_section_does_not_raise() -> None:
     geo = service("GeoIP2-City-Test-Broken-Double-Format.mmdb")
     info = geo.lookup("81.2.69.160")
     assert info is None or info.city is None or isinstance(info.city, str)
+
+
+def test_offline_data_choice_is_checked() -> None:
+    settings = Settings()
+    settings.geo.offline_data = "everything"
+    with pytest.raises(GeoDbError, match="expected asn, country or off"):
+        GeoService(settings, offline=OfflineGeo("off"))
+    country = OfflineGeo("country")
+    country.load()
+    if country.error:
+        pytest.skip(country.error)
+    info = country.lookup("8.8.8.8")
+    assert info is not None and info.country == "US" and info.as_org is None

@@ -255,6 +255,10 @@ class GeoService:
     ) -> None:
         self.settings = settings
         gs = settings.geo
+        if gs.offline_data not in (*GEOIP2FAST_FILES, "off"):
+            raise GeoDbError(
+                f"[geo] offline_data = {gs.offline_data!r}: expected asn, country or off"
+            )
         self.offline = offline if offline is not None else OfflineGeo(gs.offline_data)
         self.mmdb = MmdbGeo(gs.geoip_db, gs.search_default_dirs)
         self.cache: OrderedDict[str, GeoInfo] = OrderedDict()
