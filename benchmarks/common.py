@@ -3,10 +3,10 @@ measuring its own CPU time and peak RSS (os.wait4 returns the rusage of exactly 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,17 +44,39 @@ class ChildRun:
         return self.user + self.sys
 
 
-def run_measured(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> ChildRun:
-    """Run `cmd` to completion; CPU and peak RSS are the child's own (not the whole tree's)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        print(f"  {cmd[0]} exited {proc.returncode}: {err.strip()[:300]}", file=sys.stderr)
-    return ChildRun(proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
+# Runs argv[2:] and writes "user sys maxrss_kib returncode" to the file argv[1]. A separate small
+# process on purpose: Linux carries the RSS high-water mark of the process that forks into the
+# child's ru_maxrss, so children forked from a benchmark that has grown would inherit its size.
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_pid, status, ru = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{ru.ru_utime} {ru.ru_stime} {ru.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def run_measured(cmd: list[str]) -> ChildRun:
+    """Run `cmd` (stdout discarded); CPU and peak RSS are that process's own."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rusage") as out:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, out.name, *cmd], stderr=subprocess.PIPE, check=False
+        )
+        wall = time.perf_counter() - start
+        fields = out.read().split()
+    if len(fields) != 4:
+        sys.exit(f"could not measure {cmd[0]}: {proc.stderr.decode(errors='replace')[:300]}")
+    user, sys_time, maxrss, code = (
+        float(fields[0]),
+        float(fields[1]),
+        int(fields[2]),
+        int(fields[3]),
+    )
+    if code != 0:
+        err = proc.stderr.decode(errors="replace").strip()[:300]
+        print(f"  {cmd[0]} exited {code}: {err}", file=sys.stderr)
+    return ChildRun(code, wall, user, sys_time, maxrss)
 
 
 def which(name: str) -> str | None:
