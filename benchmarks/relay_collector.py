@@ -18,30 +18,38 @@ import time
 
 import nats
 
-from packettracer.config import Settings
+from packettracer.config import RelaySettings, Settings
 from packettracer.services.relay import messages as m
+from packettracer.services.relay.agent import UPDATE_BATCH
 from packettracer.services.relay.collector import Collector
 from packettracer.services.relay.server import NatsServer, free_port
 from packettracer.services.runtime import Runtime
 
-BATCHES_PER_SECOND = 10
+UPDATE_INTERVAL = RelaySettings().update_interval
 
 
 def agent_process(url: str, site: str, rate: int, seconds: float, start_at: float) -> None:
+    """Publishes like `packettracer agent`: every UPDATE_INTERVAL, the flows updated since the
+    last batch, each stamped with when it was captured (spread over the interval), so the
+    measured latency includes the agent's own batching delay."""
+
     async def main() -> None:
         nc = await nats.connect(url)
-        per_batch = max(1, rate // BATCHES_PER_SECOND)
+        per_batch = max(1, int(rate * UPDATE_INTERVAL))
         active = 5000  # distinct flows per agent, updated round robin
         subj = m.subject(site, "flows.update")
         await asyncio.sleep(max(0.0, start_at - time.time()))
         t0 = time.monotonic()
+        last = time.time()
         sent = 0
         i = 0
         while time.monotonic() - t0 < seconds:
+            await asyncio.sleep(max(0.0, t0 + (sent / rate) + UPDATE_INTERVAL - time.monotonic()))
             now = time.time()
             flows = []
-            for _ in range(per_batch):
+            for k in range(per_batch):
                 i = (i + 1) % active
+                captured = last + (now - last) * (k + 1) / per_batch
                 flows.append(
                     {
                         "id": i,
@@ -50,19 +58,20 @@ def agent_process(url: str, site: str, rate: int, seconds: float, start_at: floa
                         "sport": 1024 + i,
                         "dst": "10.2.0.1",
                         "dport": 443,
-                        "packets_fwd": sent,
+                        "packets_fwd": sent + k,
                         "packets_rev": 1,
                         "bytes_fwd": 100,
                         "bytes_rev": 100,
-                        "first_seen": now - 5,
-                        "last_seen": now,
+                        "first_seen": captured - 5,
+                        "last_seen": captured,
                         "tcp_state": "established",
                     }
                 )
-            await nc.publish(subj, m.encode("flows.update", site, {"ts": now, "flows": flows}))
+            last = now
+            for j in range(0, len(flows), UPDATE_BATCH):
+                body = {"ts": now, "flows": flows[j : j + UPDATE_BATCH]}
+                await nc.publish(subj, m.encode("flows.update", site, body))
             sent += per_batch
-            next_at = t0 + sent / rate
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         await nc.flush()
         await nc.close()
 

@@ -148,6 +148,8 @@ class RelaySettings:
     only: bool = False
     """Dashboard: show relayed flows only (no local capture)."""
     heartbeat_interval: float = 1.0
+    update_interval: float = 0.5
+    """Agent: seconds between two batches of active-flow updates (bounds their latency)."""
     late_after: float = 3.0
     """Heartbeat intervals without news after which an agent is late."""
     lost_after: float = 10.0

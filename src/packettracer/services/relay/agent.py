@@ -143,36 +143,33 @@ class AgentPublisher:
             out.append(record)
         return out
 
-    async def _publish_periodic(self) -> None:
+    async def _publish_heartbeat(self) -> None:
         nc = self.nc
         if nc is None or not nc.is_connected:
             return
         self.runtime.tick()
-        await nc.publish(
-            m.subject(self.site, "heartbeat"), m.encode("heartbeat", self.site, self._heartbeat())
-        )
+        beat = m.encode("heartbeat", self.site, self._heartbeat())
+        await nc.publish(m.subject(self.site, "heartbeat"), beat)
         stats = self.runtime.pipeline.stats
-        await nc.publish(
-            m.subject(self.site, "stats"),
-            m.encode(
-                "stats",
-                self.site,
-                {
-                    "ts": time.time(),
-                    "packets": stats.packets,
-                    "bytes": stats.bytes,
-                    "pps": stats.pps,
-                    "bps": stats.bps,
-                    "flows": self.runtime.pipeline.flows.created,
-                },
-            ),
-        )
+        body = {
+            "ts": time.time(),
+            "packets": stats.packets,
+            "bytes": stats.bytes,
+            "pps": stats.pps,
+            "bps": stats.bps,
+            "flows": self.runtime.pipeline.flows.created,
+        }
+        await nc.publish(m.subject(self.site, "stats"), m.encode("stats", self.site, body))
+
+    async def _publish_updates(self) -> None:
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            return
         changed = self._changed_flows()
+        subj = m.subject(self.site, "flows.update")
         for i in range(0, len(changed), UPDATE_BATCH):
             body = {"ts": time.time(), "flows": changed[i : i + UPDATE_BATCH]}
-            await nc.publish(
-                m.subject(self.site, "flows.update"), m.encode("flows.update", self.site, body)
-            )
+            await nc.publish(subj, m.encode("flows.update", self.site, body))
 
     # -- the service ------------------------------------------------------------------------
     async def _connect_loop(self) -> None:
@@ -255,12 +252,12 @@ class AgentPublisher:
 
     async def run(self) -> None:
         connector = asyncio.ensure_future(self._connect_loop())
-        next_beat = time.monotonic()
+        next_beat = next_update = time.monotonic()
         try:
             while True:
                 if connector.done() and connector.exception() is not None:
                     raise connector.exception()  # type: ignore[misc]
-                timeout = max(0.0, next_beat - time.monotonic())
+                timeout = max(0.0, min(next_beat, next_update) - time.monotonic())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 0.2))
                 self._wake.clear()
@@ -271,12 +268,17 @@ class AgentPublisher:
                         await ensure_stream(self.js)
                         self._stream_checked = True
                 await self._send_durable()
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + self.rs.heartbeat_interval
-                    try:
-                        await self._publish_periodic()
-                    except Exception as exc:  # a dropped connection mid-publish: try next beat
-                        log.info("periodic publish failed: %s", exc)
+                now = time.monotonic()
+                try:
+                    # A dropped connection mid-publish is retried at the next interval.
+                    if now >= next_beat:
+                        next_beat = now + self.rs.heartbeat_interval
+                        await self._publish_heartbeat()
+                    if now >= next_update:
+                        next_update = now + self.rs.update_interval
+                        await self._publish_updates()
+                except Exception as exc:
+                    log.info("periodic publish failed: %s", exc)
         finally:
             connector.cancel()
 
