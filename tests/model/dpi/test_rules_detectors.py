@@ -127,3 +127,29 @@ def test_os_verdict_prefers_p0f_and_weighs_other_signals() -> None:
     dhcp_only.dhcp["1,3,6,15,31,33,43,44,46,47,119,121,249,252|MSFT 5.0"] += 1
     assert dhcp_only.verdict()[0] == "Windows 10 or 11"  # type: ignore[index]
     assert osfp.HostOS().verdict() is None
+
+
+def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
+    from packettracer.capture.packet import ACK, PSH, Packet
+    from packettracer.model.dpi.inspector import DPIEngine
+    from packettracer.model.flows import FlowTable
+
+    engine = DPIEngine()
+    table = FlowTable()
+    pkt = Packet()
+    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = TCP, 4, 64, 1.0
+    pkt.src, pkt.dst = bytes([10, 0, 0, 2]), bytes([192, 0, 2, 80])
+    pkt.sport, pkt.dport, pkt.tcp_flags = 40000, 443, ACK | PSH
+    pkt.payload = b"GET /x HTTP/1.1\r\nHost: plain.example\r\nUser-Agent: curl/8.0\r\n\r\n"
+    flow = table.update(pkt)
+    engine.packet(pkt, flow, table.last_forward)
+    engine.flow_end(flow)
+    ext = flow.ext
+    assert ext["protocol"] == "HTTP" and ext["http_host"] == "plain.example"
+    assert ext["user_agent"] == "curl/8.0" and ext["encrypted"] is False
+    reasons = ext["anomaly_reasons"]
+    assert "HTTP on port 443, where TLS is expected" in reasons
+    assert "traffic to reserved or bogon address 192.0.2.80" in reasons
+    assert ext["anomaly_score"] == anomaly.combine(
+        [anomaly.signal("unexpected_port"), anomaly.signal("bogon")]
+    )

@@ -31,7 +31,7 @@ OTHER_PROTOCOLS = {ICMP: "ICMP", ICMP6: "ICMPv6", ARP: "ARP", 2: "IGMP", 89: "OS
                    47: "GRE", 50: "IPsec", 51: "IPsec", 112: "VRRP", 103: "PIM"}  # fmt: skip
 # Ports where a detected protocol other than the expected one is an anomaly (server side).
 EXPECTED_ON_PORT: dict[tuple[int, int], set[str]] = {
-    (TCP, 443): {"TLS", "HTTP", "OpenVPN", "SSH"},
+    (TCP, 443): {"TLS", "OpenVPN", "SSH", "HTTP_Proxy"},
     (UDP, 443): {"QUIC", "DTLS", "STUN", "OpenVPN", "WireGuard"},
     (UDP, 53): {"DNS"},
     (TCP, 53): {"DNS"},
