@@ -108,6 +108,7 @@ def build_runtime(settings: Settings, clock: float | None = None, features: bool
     if clock is not None:
         runtime.clock = lambda: clock
         runtime.started_at = clock
+        runtime.tick_interval = 1.0
     if features:
         install_features(runtime, "dashboard")
     return runtime

@@ -47,6 +47,9 @@ class Runtime:
         self.clock: Callable[[], float] = time.time
         """Wall-clock "now" for displays (elapsed time, ages); fixed in deterministic snapshots."""
         self.started_at = self.clock()
+        self.tick_interval: float | None = None
+        """Deterministic runs: every tick counts as this many seconds, whatever the wall clock
+        did, so rates (and the peaks kept from them) do not depend on the machine's speed."""
         self.errors: list[str] = []
         """Service failures, shown in the status bar."""
         self.status_warnings: dict[str, str] = {}
@@ -83,6 +86,8 @@ class Runtime:
         if interval < 0.5 and not force:
             return
         interval = max(interval, 1e-3)
+        if self.tick_interval is not None:
+            interval = self.tick_interval
         self._last_tick = now
         self.pipeline.stats.tick(interval)
         flows = self.pipeline.flows
