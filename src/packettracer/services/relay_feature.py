@@ -6,13 +6,17 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packettracer.config import HOME_DIR
-from packettracer.services.relay.agent import AgentPublisher
-from packettracer.services.relay.collector import Collector
-from packettracer.services.relay.server import NatsServer
 from packettracer.services.runtime import Runtime
+
+if TYPE_CHECKING:
+    # Imported when a relay is configured: the NATS client (and aiohttp under it) costs a
+    # noticeable start-up time that `report` and a plain dashboard should not pay.
+    from packettracer.services.relay.agent import AgentPublisher
+    from packettracer.services.relay.collector import Collector
+    from packettracer.services.relay.server import NatsServer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class RelayFeature:
         self.agent: AgentPublisher | None = None
         self.collector: Collector | None = None
         if mode == "dashboard" and rs.listen:
+            from packettracer.services.relay.server import NatsServer
+
             host, port = parse_listen(rs.listen)
             store = Path(HOME_DIR) / "nats"
             store.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -60,6 +66,8 @@ class RelayFeature:
     def attach(self, runtime: Runtime) -> None:
         rs = runtime.settings.relay
         if self.mode == "agent":
+            from packettracer.services.relay.agent import AgentPublisher
+
             self.agent = AgentPublisher(runtime, rs)
             runtime.add_service(self.agent)
             alerts = runtime.features.get("alerts")
@@ -67,6 +75,8 @@ class RelayFeature:
             if callable(subscribe):
                 subscribe(self._forward_alert)
         elif rs.url:
+            from packettracer.services.relay.collector import Collector
+
             self.collector = Collector(runtime, rs)
             runtime.add_service(self.collector)
             runtime.flow_providers.append(self.collector.remote_flows)

@@ -103,7 +103,9 @@ class Runtime:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("service %s failed", service.name)
+            # One line for the user (the status bar shows it too); the traceback with -vv.
+            log.error("service %s failed: %s", service.name, exc)
+            log.debug("service %s failure", service.name, exc_info=True)
             self.errors.append(f"{service.name}: {exc}")
 
     def start(self) -> None:
