@@ -304,7 +304,13 @@ class AlertService:
                     writer.enqueue("alerts", self.to_row(alert))
                     self._stored.add(alert.id)
                 writer.enqueue(
-                    "alert_acks", {"uid": alert.id, "acked": True, "acked_at": alert.acked_at}
+                    "alert_acks",
+                    {
+                        "uid": alert.id,
+                        "acked": True,
+                        "acked_at": alert.acked_at,
+                        "acked_by": alert.acked_by,
+                    },
                 )
         if self._lines and self.settings.jsonl_file:
             lines, self._lines = self._lines, []

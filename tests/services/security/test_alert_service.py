@@ -53,6 +53,7 @@ async def test_alerts_and_acks_survive_a_restart(tmp_path: Path) -> None:
     restored = {x.id: x for x in sec2.alerts.engine.sorted()}
     assert set(restored) == {a.id, b.id, c.id}
     assert restored[a.id].acked and restored[a.id].acked_at == pytest.approx(a.acked_at)
+    assert restored[a.id].acked_by == "alice"  # who, not only when
     assert restored[a.id].evidence == {"ports": "1-100"}
     assert not restored[b.id].acked
     assert sec2.alerts.unacknowledged_count() == 2
@@ -62,6 +63,7 @@ async def test_alerts_and_acks_survive_a_restart(tmp_path: Path) -> None:
     await runtime2.stop()
     rows = load_alert_rows(str(db), 0)
     assert sorted(r["acked"] for r in rows) == [True, True, True]
+    assert {r["details"]["acked_by"] for r in rows if r["uid"] in (b.id, c.id)} == {"bob"}
     # dedup after restart: the same kind and entities update the restored alert
     runtime3, sec3 = make_runtime(db, tmp_path)
     again = sec3.alerts.raise_alert("route.change", "medium", "x", {"target": "10.9.9.9"})

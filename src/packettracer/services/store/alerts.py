@@ -51,8 +51,17 @@ class AlertRepository(Repository):
         return len(rows)
 
     def ack_many(self, conn: sqlite3.Connection, acks: Iterable[Row]) -> int:
-        rows = [(1 if a.get("acked", True) else 0, a["acked_at"], a["uid"]) for a in acks]
-        conn.executemany("UPDATE alerts SET acked = ?, acked_at = ? WHERE uid = ?", rows)
+        rows = [
+            (1 if a.get("acked", True) else 0, a["acked_at"], a.get("acked_by"), a["uid"])
+            for a in acks
+        ]
+        # Who acknowledged is kept inside the alert's details (JSON), next to the rest of it.
+        conn.executemany(
+            "UPDATE alerts SET acked = ?1, acked_at = ?2, details = CASE "
+            "WHEN ?3 IS NOT NULL AND json_valid(details) "
+            "THEN json_set(details, '$.acked_by', ?3) ELSE details END WHERE uid = ?4",
+            rows,
+        )
         return len(rows)
 
     def recent(
