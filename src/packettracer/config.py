@@ -201,6 +201,8 @@ class SecuritySettings:
     webhook_url: str | None = None
     """POST each new alert as JSON to this URL (retried)."""
     webhook_retries: int = 3
+    anomaly_alert_score: int = 60
+    """Flows whose DPI anomaly score reaches this raise a `dpi.anomaly` alert (0 turns it off)."""
 
 
 @dataclass

@@ -34,6 +34,7 @@ FEATURE_FACTORIES: list[str] = [
     "packettracer.services.resolution_feature:create_resolution_feature",
     "packettracer.services.dpi_feature:create_dpi_feature",
     "packettracer.services.security_feature:create_security_feature",
+    "packettracer.services.dpi_alerts:make_feature",
     "packettracer.services.relay_feature:make_feature",
     "packettracer.services.trace_feature:make_feature",
     "packettracer.services.packet_ring:make_feature",
