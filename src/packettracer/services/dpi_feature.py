@@ -33,6 +33,7 @@ MAX_BEACON_GROUPS = 5000
 BEACON_MAX_BYTES = 4096
 MAX_PORT_HOSTS = 20000
 MAX_DISTINCT = 5000
+MAX_LOCAL_CACHE = 65536
 _EMPTY: dict[str, Any] = {}
 
 
@@ -93,13 +94,15 @@ class DPIAnalyzer(Analyzer):
         self.inspect_packets = inspect_packets
         # The engine's method itself: one call less per inspected packet.
         self.on_packet = self.engine.packet  # type: ignore[method-assign]
+        self._flow_end = self.engine.flow_end
+        self._account = feature.account
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
         self.engine.packet(pkt, flow, forward)
 
     def on_flow_end(self, flow: Flow) -> None:
-        self.engine.flow_end(flow)
-        self.feature.account(flow)
+        self._flow_end(flow)
+        self._account(flow)
 
     def on_start(self) -> None:
         """What the other features do, once they are all attached."""
@@ -141,6 +144,7 @@ class DPIFeature:
         self._next_beacon_check = 0.0
         self.flagged_flows: list[dict[str, Any]] = []
         self._fan_out_flagged: set[str] = set()
+        self._local: dict[str, bool] = {}  # address -> is_local (asked once per ended flow)
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
@@ -152,6 +156,11 @@ class DPIFeature:
         lookup = _name_lookup(resolution)
         if lookup is not None:
             self.engine.name_lookup = lookup
+            # The table's own address index, when it has one: most addresses have no name, and
+            # a membership test spares two calls per ended flow.
+            index = getattr(getattr(resolution, "names", None), "_by_addr", None)
+            if isinstance(index, dict):
+                self.engine.name_index = index
 
     async def run(self) -> None:
         """Started with the runtime, after every feature attached: see what the others do
@@ -164,14 +173,12 @@ class DPIFeature:
         """Add an ended flow to the aggregates (called for every flow: kept lean)."""
         ext = flow.ext or _EMPTY
         nbytes = flow.bytes_fwd + flow.bytes_rev
-        key = (
-            ext.get("app") or UNKNOWN,
-            ext.get("category") or UNKNOWN,
-            bool(ext.get("encrypted")),
-        )
-        t = self.totals.get(key)
+        app = ext.get("app")
+        key = (app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")))
+        totals = self.totals
+        t = totals.get(key)
         if t is None:
-            self.totals[key] = [1, nbytes]
+            totals[key] = [1, nbytes]
         else:
             t[0] += 1
             t[1] += nbytes
@@ -179,10 +186,16 @@ class DPIFeature:
         if proto in (TCP, UDP):
             dst = flow.dst
             dport = flow.dport
-            pkey = (proto, dport, is_local(dst), ext.get("protocol") or ext.get("app"))
-            t = self.ports.get(pkey)
+            local = self._local.get(dst)
+            if local is None:
+                local = is_local(dst)
+                if len(self._local) < MAX_LOCAL_CACHE:
+                    self._local[dst] = local
+            pkey = (proto, dport, local, ext.get("protocol") or app)
+            ports = self.ports
+            t = ports.get(pkey)
             if t is None:
-                self.ports[pkey] = [1, nbytes]
+                ports[pkey] = [1, nbytes]
             else:
                 t[0] += 1
                 t[1] += nbytes
@@ -192,11 +205,14 @@ class DPIFeature:
                 seen = set()
                 if len(self.distinct) < MAX_PORT_HOSTS:
                     self.distinct[src] = seen
-            if len(seen) < MAX_DISTINCT:
+            n = len(seen)
+            if n < MAX_DISTINCT:
                 seen.add((dst, dport))
-                if len(seen) >= self.fan_out_threshold and src not in self._fan_out_flagged:
-                    self._fan_out_flagged.add(src)
-                    self.engine._host_signal(src, signal("fan_out", host=src, n=len(seen)))
+                if n + 1 >= self.fan_out_threshold and src not in self._fan_out_flagged:
+                    n = len(seen)
+                    if n >= self.fan_out_threshold:
+                        self._fan_out_flagged.add(src)
+                        self.engine._host_signal(src, signal("fan_out", host=src, n=n))
             if nbytes <= BEACON_MAX_BYTES:
                 bkey = (src, dst, dport, proto)
                 group = self.beacons.get(bkey)

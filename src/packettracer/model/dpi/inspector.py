@@ -106,6 +106,9 @@ class DPIEngine:
         self.dns_names: OrderedDict[str, str] = OrderedDict()
         self.max_dns_names = 20000
         self.ttl = anomaly.TTLTracker()
+        self._ttl_hosts = self.ttl.hosts
+        self._ttl_jump = self.ttl.jump
+        self._ttl_warmup = self.ttl.warmup
         self.host_signals: dict[str, list[Signal]] = {}
         self.parse_errors: Counter[str] = Counter()
         self._p0f_cache: dict[tuple[Any, ...], tuple[tuple[str, str] | None, int]] = {}
@@ -115,6 +118,9 @@ class DPIEngine:
         """No other analyzer reads the first packets: a finished flow may stop being fed."""
         self.name_lookup: Any = None
         """Optional callable address -> name (the resolution feature), set by the service."""
+        self.name_index: Any = None
+        """Optional container of the addresses `name_lookup` may know (others have no name)."""
+        self._port_table = self.rules.ports
 
     # ------------------------------------------------------------------ per packet
 
@@ -125,7 +131,7 @@ class DPIEngine:
             if flow.proto != TCP and flow.proto != UDP:
                 self._other(st, flow)
         proto = pkt.proto
-        if pkt.tcp_flags & SYN and proto == TCP:
+        if proto == TCP and pkt.tcp_flags & SYN:
             self._syn(pkt, flow, forward, st)
         if st.done:
             if self.sole_inspector:
@@ -179,9 +185,15 @@ class DPIEngine:
                 opts = pkt.tcp_options
                 if opts[:2] == b"\x02\x04":
                     st.syn_mss = (opts[2] << 8) | opts[3]
-            sig = self.ttl.see(sender, pkt.ttl)
-            if sig is not None:
-                self._host_signal(sender, sig)
+            # _see_ttl's test inline (the usual case here: a busy host at its usual TTL).
+            ttl = pkt.ttl
+            entry = self._ttl_hosts.get(sender)
+            if (
+                entry is None
+                or entry[1] < self._ttl_warmup
+                or not (entry[2] or -self._ttl_jump <= ttl - entry[0] <= self._ttl_jump)
+            ):
+                self._see_ttl(sender, ttl)
             return
         # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
         # p0f reads, with the timestamp values reduced to zero/non-zero.
@@ -225,9 +237,22 @@ class DPIEngine:
             host.p0f[verdict] += 1
         # TTL jumps are watched on handshake packets, the ones every host sends.
         if sender not in _UNSPECIFIED:
-            sig = self.ttl.see(sender, pkt.ttl)
-            if sig is not None:
-                self._host_signal(sender, sig)
+            self._see_ttl(sender, pkt.ttl)
+
+    def _see_ttl(self, sender: str, ttl: int) -> None:
+        # A host past its warm-up whose TTL stays near its baseline (or that was flagged
+        # already): the tracker would only count the sample, which decides nothing any more.
+        tracker = self.ttl
+        entry = tracker.hosts.get(sender)
+        if (
+            entry is not None
+            and entry[1] >= tracker.warmup
+            and (entry[2] or -tracker.jump <= ttl - entry[0] <= tracker.jump)
+        ):
+            return
+        sig = tracker.see(sender, ttl)
+        if sig is not None:
+            self._host_signal(sender, sig)
 
     # ------------------------------------------------------------------ TCP
 
@@ -391,9 +416,9 @@ class DPIEngine:
 
     def _client_hello(self, st: FlowState, flow: Flow, hello: tls.ClientHello, kind: str) -> None:
         details = st.details
-        ja4 = hello.ja4(kind)
+        ja4, ja3 = hello.fingerprints(kind)
         details["ja4"] = ja4
-        details["ja3"] = hello.ja3()
+        details["ja3"] = ja3
         details["tls_offered"] = tls.version_name(hello.max_version)
         if hello.alpn:
             details["alpn"] = ",".join(hello.alpn[:4])
@@ -534,18 +559,24 @@ class DPIEngine:
         self._publish(st, flow)
 
     def _end_unknown(self, st: FlowState, flow: Flow) -> None:
-        """The common end of a flow no payload rule recognized: a name, else a port guess."""
+        """The common end of a flow no payload rule recognized: a name, else a port guess.
+        Most flows end here (scans, bare handshakes), so it is kept flat."""
         rules_ = self.rules
         app: str | None = None
         confidence: str | None = None
         protocol: str | None = None
         encrypted = False
-        name = self._name_for(flow.dst)
+        dst = flow.dst
+        name = self._name_for(dst)
         if name is not None:
             app = rules_.app_for_name(name)
             confidence = CONF_NAME if app else None
         if app is None:
-            protocol = rules_.port_guess(flow.proto, flow.sport, flow.dport)
+            ports = self._port_table
+            proto = flow.proto
+            protocol = ports.get((proto, flow.dport))
+            if protocol is None:
+                protocol = ports.get((proto, flow.sport))
             if protocol is not None:
                 confidence = CONF_PORT
                 encrypted = rules_.info(protocol).encrypted
@@ -553,21 +584,31 @@ class DPIEngine:
             encrypted = _looks_encrypted(st.entropy_sample)
         label = app or protocol
         ext = flow.ext
-        if ext is None:
-            ext = flow.ext = {}
-        ext["app"] = label
-        ext["category"] = rules_.info(label).category if label else UNKNOWN
-        ext["confidence"] = confidence
-        ext["protocol"] = protocol
-        ext["encrypted"] = encrypted
-        if self._bogon(flow, ext):
-            sig = signal("bogon", addr=flow.dst)
-            ext["anomaly_score"] = sig.weight
-            ext["anomaly_reasons"] = [sig.reason]
+        if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
+            bogon = False  # the security feature checked every flow's addresses already
+        else:
+            bogon = anomaly.is_bogon(dst)
+        if bogon:
+            sig = signal("bogon", addr=dst)
+            score = sig.weight
+            reasons = [sig.reason]
             self._host_signal(flow.src, sig)
         else:
-            ext["anomaly_score"] = 0
-            ext["anomaly_reasons"] = []
+            score = 0
+            reasons = []
+        new = {
+            "app": label,
+            "category": rules_.info(label).category if label else UNKNOWN,
+            "confidence": confidence,
+            "protocol": protocol,
+            "encrypted": encrypted,
+            "anomaly_score": score,
+            "anomaly_reasons": reasons,
+        }
+        if ext is None:
+            flow.ext = new
+        else:
+            ext.update(new)
 
     def _bogon(self, flow: Flow, ext: dict[str, Any] | None) -> bool:
         if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
@@ -577,6 +618,9 @@ class DPIEngine:
     def _name_for(self, addr: str) -> str | None:
         name = self.dns_names.get(addr)
         if name is None and self.name_lookup is not None:
+            index = self.name_index
+            if index is not None and addr not in index:
+                return None  # no name at all: spare the lookup's calls (most addresses)
             try:
                 name = self.name_lookup(addr)
             except Exception:
@@ -641,7 +685,9 @@ class DPIEngine:
             encrypted = _looks_encrypted(st.entropy_sample)
         elif st.confidence == CONF_PORT and protocol is not None:
             encrypted = self.rules.info(protocol).encrypted
-        flow.set("encrypted", encrypted)
+        ext = flow.ext
+        assert ext is not None  # _publish made it
+        ext["encrypted"] = encrypted
         signals = list(st.signals)
         if protocol is not None and st.confidence == CONF_DPI:
             key = (flow.proto, flow.dport)
@@ -655,12 +701,16 @@ class DPIEngine:
                         expected=_WHO_IS_EXPECTED[key],
                     )
                 )
-        if self._bogon(flow, flow.ext):
+        if self._bogon(flow, ext):
             signals.append(signal("bogon", addr=flow.dst))
         if info.category == "malware":
             signals.append(signal("malware_app", app=info.name))
-        flow.set("anomaly_score", anomaly.combine(signals))
-        flow.set("anomaly_reasons", [s.reason for s in signals])
+        if signals:
+            ext["anomaly_score"] = anomaly.combine(signals)
+            ext["anomaly_reasons"] = [s.reason for s in signals]
+        else:
+            ext["anomaly_score"] = 0
+            ext["anomaly_reasons"] = []
         if signals:
             for addr in (flow.src,):
                 for sig in signals:

@@ -9,6 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import unpack_from
+from typing import Any
 
 CONTENT_HANDSHAKE = 22
 HS_CLIENT_HELLO = 1
@@ -58,6 +59,9 @@ class TLSParseError(ValueError):
     """The bytes are not the TLS handshake they claimed to be."""
 
 
+_FINGERPRINTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
 @dataclass
 class ClientHello:
     version: int = 0
@@ -91,6 +95,23 @@ class ClientHello:
 
     def ja3(self) -> str:
         return hashlib.md5(self.ja3_string().encode(), usedforsecurity=False).hexdigest()
+
+    def fingerprints(self, transport: str = "t") -> tuple[str, str]:
+        """(JA4, JA3), computed once per distinct set of the fields they read: clients of
+        one kind send the same hello again and again."""
+        key = (
+            transport, self.version, tuple(self.ciphers), tuple(self.extensions),
+            tuple(self.groups), tuple(self.point_formats), tuple(self.signature_algorithms),
+            tuple(self.supported_versions), self.sni is not None and self.sni != "",
+            self.alpn[0] if self.alpn else None,
+        )  # fmt: skip
+        hit = _FINGERPRINTS.get(key)
+        if hit is None:
+            hit = (self.ja4(transport), self.ja3())
+            if len(_FINGERPRINTS) >= 4096:
+                _FINGERPRINTS.clear()
+            _FINGERPRINTS[key] = hit
+        return hit
 
     def ja4(self, transport: str = "t") -> str:
         """JA4 (FoxIO): `t13d1516h2_8daaf6152771_e5627efa2ab1`."""
@@ -183,9 +204,27 @@ def records_complete(stream: bytes | bytearray) -> bool:
     return pos == n
 
 
+# The last stream and body parsed, with their results: the DPI and the name learner
+# (model/hostnames.py) read the same ClientHello of a packet one after the other.
+_last_stream: list[Any] = [None, None]
+_last_hello: list[Any] = [None, None]
+
+
 def handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], bool]:
     """The complete handshake messages at the start of a TLS byte stream, and whether the
-    stream is still handshake (False once a non-handshake record shows up)."""
+    stream is still handshake (False once a non-handshake record shows up). The result is
+    shared with the next caller asking about the same bytes: do not modify it."""
+    if type(stream) is bytes:
+        if stream == _last_stream[0]:
+            return _last_stream[1]
+        result = _handshake_messages(stream)
+        _last_stream[0] = stream
+        _last_stream[1] = result
+        return result
+    return _handshake_messages(stream)
+
+
+def _handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], bool]:
     payload = bytearray()
     pos = 0
     more = True
@@ -240,11 +279,23 @@ def _vec(data: bytes, pos: int, width: int) -> tuple[bytes, int]:
 
 
 def _u16_list(data: bytes) -> list[int]:
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)]
+    n = len(data) >> 1
+    return list(unpack_from(f"!{n}H", data)) if n else []
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
-    """Parse the body of a ClientHello handshake message."""
+    """Parse the body of a ClientHello handshake message. The result is shared with the next
+    caller parsing the same bytes: do not modify it."""
+    if type(body) is bytes and body == _last_hello[0]:
+        return _last_hello[1]
+    hello = _parse_client_hello(body)
+    if type(body) is bytes:
+        _last_hello[0] = body
+        _last_hello[1] = hello
+    return hello
+
+
+def _parse_client_hello(body: bytes) -> ClientHello:
     if len(body) < 38:
         raise TLSParseError("short ClientHello")
     hello = ClientHello(version=int.from_bytes(body[0:2], "big"))
