@@ -131,11 +131,11 @@ class DPIFeature:
         self.engine = DPIEngine(bad_fingerprints=load_bad_fingerprints(settings.bad_fingerprints))
         self.analyzer = DPIAnalyzer(self, max(1, settings.inspect_packets))
         self.fan_out_threshold = settings.fan_out
-        # Aggregates of ended flows; panels add the live ones on refresh.
-        # (app, category, encrypted) -> [flows, bytes]; categories and shares are summed from it
-        self.totals: dict[tuple[str, str, bool], list[int]] = {}
-        # (proto number, server port, server is local, service) -> [flows, bytes]
-        self.ports: dict[tuple[int, int, bool, str | None], list[int]] = {}
+        # Aggregates of ended flows; panels add the live ones on refresh. One dict, one key
+        # per flow: (app, category, encrypted, proto number, server port, server is local,
+        # service) -> [flows, bytes]; categories, shares and ports are summed from it. The
+        # port fields are (proto, 0, False, None) for flows without ports.
+        self.totals: dict[tuple[str, str, bool, int, int, bool, str | None], list[int]] = {}
         # Bounded by refusing new keys when full (no eviction churn on the per-flow path).
         self.distinct: dict[str, set[tuple[str, int]]] = {}
         # (src, dst, dport, proto) -> start times of its small flows
@@ -174,14 +174,6 @@ class DPIFeature:
         ext = flow.ext or _EMPTY
         nbytes = flow.bytes_fwd + flow.bytes_rev
         app = ext.get("app")
-        key = (app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")))
-        totals = self.totals
-        t = totals.get(key)
-        if t is None:
-            totals[key] = [1, nbytes]
-        else:
-            t[0] += 1
-            t[1] += nbytes
         proto = flow.proto
         if proto in (TCP, UDP):
             dst = flow.dst
@@ -191,14 +183,23 @@ class DPIFeature:
                 local = is_local(dst)
                 if len(self._local) < MAX_LOCAL_CACHE:
                     self._local[dst] = local
-            pkey = (proto, dport, local, ext.get("protocol") or app)
-            ports = self.ports
-            t = ports.get(pkey)
-            if t is None:
-                ports[pkey] = [1, nbytes]
-            else:
-                t[0] += 1
-                t[1] += nbytes
+            key = (
+                app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")),
+                proto, dport, local, ext.get("protocol") or app,
+            )  # fmt: skip
+        else:
+            key = (
+                app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")),
+                proto, 0, False, None,
+            )  # fmt: skip
+        totals = self.totals
+        t = totals.get(key)
+        if t is None:
+            totals[key] = [1, nbytes]
+        else:
+            t[0] += 1
+            t[1] += nbytes
+        if proto in (TCP, UDP):
             src = flow.src
             seen = self.distinct.get(src)
             if seen is None:
@@ -257,7 +258,8 @@ class DPIFeature:
         apps: dict[str, tuple[int, int]] = {}
         enc = [0, 0]
         clear = [0, 0]
-        for (app_name, cat_name, encrypted), (nflows, nbytes) in self.totals.items():
+        for key, (nflows, nbytes) in self.totals.items():
+            app_name, cat_name, encrypted = key[0], key[1], key[2]
             f, n = categories.get(cat_name, (0, 0))
             categories[cat_name] = (f + nflows, n + nbytes)
             f, n = apps.get(app_name, (0, 0))
@@ -307,8 +309,9 @@ class DPIFeature:
             if service:
                 services.setdefault(key, Counter())[service] += f
 
-        for (proto, port, local, service), (f, b) in self.ports.items():
-            add(proto, port, local, service, f, b)
+        for (_, _, _, proto, port, local, service), (f, b) in self.totals.items():
+            if proto in (TCP, UDP):
+                add(proto, port, local, service, f, b)
         if include_live:
             for flow in self.live_flows():
                 if flow.proto not in (TCP, UDP):

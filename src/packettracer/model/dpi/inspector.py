@@ -14,7 +14,7 @@ from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import CONF_DPI, CONF_NAME, CONF_PORT, UNKNOWN
 from packettracer.model.dpi.osfp import HostOS
 from packettracer.model.dpi.rules import Rules, rules
-from packettracer.model.flows import Flow
+from packettracer.model.flows import Flow, format_address
 
 CLIENT_BUFFER = 16384
 # Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
@@ -520,11 +520,9 @@ class DPIEngine:
                 _signal(st, sig)
         names = self.dns_names
         for name, rdata in info.get("answers", ()):
-            raw = bytes.fromhex(rdata)
-            from packettracer.model.flows import format_address
-
-            names[format_address(raw)] = name
-            names.move_to_end(format_address(raw))
+            addr = format_address(bytes.fromhex(rdata))
+            names[addr] = name
+            names.move_to_end(addr)
             if len(names) > self.max_dns_names:
                 names.popitem(last=False)
 

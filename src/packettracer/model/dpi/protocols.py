@@ -159,7 +159,10 @@ def parse_dns(data: bytes) -> dict[str, Any] | None:
         answers: list[tuple[str, str]] = []
         if flags & 0x8000:
             for _ in range(an):
-                _, pos = parse_dns_name(data, pos)
+                if pos < len(data) and data[pos] & 0xC0 == 0xC0:
+                    pos += 2  # the usual answer name, a pointer to the question: skip it
+                else:
+                    _, pos = parse_dns_name(data, pos)
                 if pos + 10 > len(data):
                     break
                 rtype, _cls, _ttl, rdlen = unpack_from("!HHIH", data, pos)

@@ -55,6 +55,9 @@ class Rules:
             self.apps[name] = AppInfo(name, category, bool(row.get("encrypted", False)))
             for domain in row.get("domains", []):
                 self.domains[domain.lower().strip(".")] = name
+        # One lookup for `info` (applications win over protocols of the same name).
+        self._info: dict[str, AppInfo] = {**self.protocols, **self.apps}
+        self._info_limit = len(self._info) + 4096
 
     def app_for_name(self, host: str) -> str | None:
         """The application of a host name by its most specific known suffix."""
@@ -83,9 +86,11 @@ class Rules:
 
     def info(self, name: str) -> AppInfo:
         """Category and encryption of an application or protocol name."""
-        hit = self.apps.get(name) or self.protocols.get(name)
+        hit = self._info.get(name)
         if hit is None:
-            return AppInfo(name, UNKNOWN)
+            hit = AppInfo(name, UNKNOWN)
+            if len(self._info) < self._info_limit:
+                self._info[name] = hit  # asked again and again (per published verdict)
         return hit
 
 
