@@ -72,6 +72,9 @@ class FlowState:
 
 
 _NO_SIGNALS = FlowState.signals
+# No anomaly reasons: an empty tuple, not a list, so that the flow's ext dict holds only atomic
+# values and the garbage collector need not track it (every ended flow keeps one).
+_NO_REASONS = ()
 
 
 def _signal(st: FlowState, sig: Signal) -> None:
@@ -442,7 +445,8 @@ class DPIEngine:
             self._quic(st, flow, forward, data)
             return
         if st.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
-            det = protocols.detect_udp(data, flow.sport, flow.dport, forward)
+            # The flow is DNS already: its parser only, not every detector before it.
+            det = protocols.dns_udp(data, flow.sport, flow.dport, forward)
             if det is not None:
                 self._dns_info(st, flow, det)
             if not forward:
@@ -589,11 +593,11 @@ class DPIEngine:
         if bogon:
             sig = signal("bogon", addr=dst)
             score = sig.weight
-            reasons = [sig.reason]
+            reasons: list[str] | tuple[()] = [sig.reason]
             self._host_signal(flow.src, sig)
         else:
             score = 0
-            reasons = []
+            reasons = _NO_REASONS
         new = {
             "app": label,
             "category": rules_.info(label).category if label else UNKNOWN,
@@ -708,7 +712,7 @@ class DPIEngine:
             ext["anomaly_reasons"] = [s.reason for s in signals]
         else:
             ext["anomaly_score"] = 0
-            ext["anomaly_reasons"] = []
+            ext["anomaly_reasons"] = _NO_REASONS
         if signals:
             for addr in (flow.src,):
                 for sig in signals:

@@ -453,6 +453,7 @@ def _syslog(data: bytes, sport: int, dport: int, forward: bool) -> Detection | N
     return None
 
 
+dns_udp = _dns_udp
 UdpDetector = Callable[[bytes, int, int, bool], Detection | None]
 UDP_DETECTORS: list[UdpDetector] = [
     _dns_udp,

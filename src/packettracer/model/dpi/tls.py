@@ -283,6 +283,18 @@ def _u16_list(data: bytes) -> list[int]:
     return list(unpack_from(f"!{n}H", data)) if n else []
 
 
+_HELLO_EXTS_READ = frozenset(
+    {
+        EXT_SNI,
+        EXT_ALPN,
+        EXT_SUPPORTED_VERSIONS,
+        EXT_SUPPORTED_GROUPS,
+        EXT_EC_POINT_FORMATS,
+        EXT_SIGNATURE_ALGORITHMS,
+    }
+)
+
+
 def parse_client_hello(body: bytes) -> ClientHello:
     """Parse the body of a ClientHello handshake message. The result is shared with the next
     caller parsing the same bytes: do not modify it."""
@@ -308,11 +320,16 @@ def _parse_client_hello(body: bytes) -> ClientHello:
         return hello
     exts, _ = _vec(body, pos, 2)
     off = 0
-    while off + 4 <= len(exts):
+    n = len(exts)
+    extensions = hello.extensions
+    while off + 4 <= n:
         etype, elen = unpack_from("!HH", exts, off)
-        data = exts[off + 4 : off + 4 + elen]
-        off += 4 + elen
-        hello.extensions.append(etype)
+        start = off + 4
+        off = start + elen
+        extensions.append(etype)
+        if etype not in _HELLO_EXTS_READ:
+            continue  # most extensions only count for the fingerprints: no copy of their bytes
+        data = exts[start:off]
         if etype == EXT_SNI and len(data) >= 5:
             names, _ = _vec(data, 0, 2)
             npos = 0
