@@ -102,7 +102,8 @@ class DPIEngine:
         self.rules = rule_set or rules()
         self.p0f = p0f.database()
         self.bad_fingerprints = bad_fingerprints or {}
-        self.states: dict[int, FlowState] = {}
+        # flow id -> its state; a bare int for a TCP flow without payload yet (its SYN's MSS)
+        self.states: dict[int, FlowState | int] = {}
         self.hosts: OrderedDict[str, HostOS] = OrderedDict()
         self.max_hosts = 50000
         # address -> name learned from DNS answers (for flows with no name of their own)
@@ -128,14 +129,27 @@ class DPIEngine:
     # ------------------------------------------------------------------ per packet
 
     def packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
-        st = self.states.get(flow.id)
-        if st is None:
-            st = self.states[flow.id] = FlowState()
-            if flow.proto != TCP and flow.proto != UDP:
-                self._other(st, flow)
+        states = self.states
+        fid = flow.id
+        st = states.get(fid)
         proto = pkt.proto
+        if st is None or isinstance(st, int):
+            # A TCP flow without payload so far (most of them: scans, bare handshakes) is
+            # just its SYN's MSS: no state object for the collector to track until data comes.
+            if proto == TCP and not pkt.payload:
+                if pkt.tcp_flags & SYN:
+                    states[fid] = self._syn(pkt, flow, forward, st or 0)
+                elif st is None:
+                    states[fid] = 0
+                return
+            new = FlowState()
+            if st is not None:
+                new.syn_mss = st
+            elif flow.proto != TCP and flow.proto != UDP:
+                self._other(new, flow)
+            st = states[fid] = new
         if proto == TCP and pkt.tcp_flags & SYN:
-            self._syn(pkt, flow, forward, st)
+            st.syn_mss = self._syn(pkt, flow, forward, st.syn_mss)
         if st.done:
             if self.sole_inspector:
                 flow.inspect_left = 0
@@ -173,12 +187,14 @@ class DPIEngine:
         if len(sigs) < 16 and all(s.name != sig.name for s in sigs):
             sigs.append(sig)
 
-    def _syn(self, pkt: Packet, flow: Flow, forward: bool, st: FlowState) -> None:
+    def _syn(self, pkt: Packet, flow: Flow, forward: bool, flow_mss: int) -> int:
+        """Fingerprint a SYN or SYN+ACK; returns the flow's SYN MSS (`flow_mss`, or the one
+        this SYN announces)."""
         flags = pkt.tcp_flags
         if flags & (FIN | RST):
-            return
+            return flow_mss
         syn_ack = bool(flags & ACK)
-        syn_mss = st.syn_mss if syn_ack else 0
+        syn_mss = flow_mss if syn_ack else 0
         sender = flow.src if forward else flow.dst
         host = self.hosts.get(sender)
         if host is not None and host.syns >= HOST_SYN_SAMPLES:
@@ -187,7 +203,7 @@ class DPIEngine:
             if not syn_ack:
                 opts = pkt.tcp_options
                 if opts[:2] == b"\x02\x04":
-                    st.syn_mss = (opts[2] << 8) | opts[3]
+                    flow_mss = (opts[2] << 8) | opts[3]
             # _see_ttl's test inline (the usual case here: a busy host at its usual TTL).
             ttl = pkt.ttl
             entry = self._ttl_hosts.get(sender)
@@ -197,7 +213,7 @@ class DPIEngine:
                 or not (entry[2] or -self._ttl_jump <= ttl - entry[0] <= self._ttl_jump)
             ):
                 self._see_ttl(sender, ttl)
-            return
+            return flow_mss
         # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
         # p0f reads, with the timestamp values reduced to zero/non-zero.
         opts = pkt.tcp_options
@@ -218,7 +234,7 @@ class DPIEngine:
         if hit is None:
             obs = p0f.observe(pkt)
             if obs is None:
-                return
+                return flow_mss
             match = self.p0f.match(obs, syn_ack, syn_mss)
             verdict: tuple[str, str] | None = None
             if match is not None and match.signature.os_class != "!":
@@ -230,7 +246,7 @@ class DPIEngine:
             cache[key] = hit
         verdict, mss = hit
         if not syn_ack:
-            st.syn_mss = mss  # the SYN+ACK's window may be a multiple of it
+            flow_mss = mss  # the SYN+ACK's window may be a multiple of it
         if host is None:
             host = self._host(sender)
         host.syns += 1
@@ -241,6 +257,7 @@ class DPIEngine:
         # TTL jumps are watched on handshake packets, the ones every host sends.
         if sender not in _UNSPECIFIED:
             self._see_ttl(sender, pkt.ttl)
+        return flow_mss
 
     def _see_ttl(self, sender: str, ttl: int) -> None:
         # A host past its warm-up whose TTL stays near its baseline (or that was flagged
@@ -560,7 +577,7 @@ class DPIEngine:
             st.done = True
         self._publish(st, flow)
 
-    def _end_unknown(self, st: FlowState, flow: Flow) -> None:
+    def _end_unknown(self, st: FlowState | None, flow: Flow) -> None:
         """The common end of a flow no payload rule recognized: a name, else a port guess.
         Most flows end here (scans, bare handshakes), so it is kept flat."""
         rules_ = self.rules
@@ -582,7 +599,7 @@ class DPIEngine:
             if protocol is not None:
                 confidence = CONF_PORT
                 encrypted = rules_.info(protocol).encrypted
-        if st.entropy_sample is not None and protocol is None:
+        if st is not None and st.entropy_sample is not None and protocol is None:
             encrypted = _looks_encrypted(st.entropy_sample)
         label = app or protocol
         ext = flow.ext
@@ -673,6 +690,9 @@ class DPIEngine:
     def flow_end(self, flow: Flow) -> None:
         st = self.states.pop(flow.id, None)
         if st is None:
+            return
+        if isinstance(st, int):
+            self._end_unknown(None, flow)  # a TCP flow that never carried payload
             return
         if st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
             self._end_unknown(st, flow)
