@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 # User-Agent -> OS; first match wins (iPhone before "Mac OS X", Android before Linux).
@@ -114,38 +113,67 @@ def initial_ttl(ttl: int) -> int:
     return 255
 
 
-@dataclass
 class HostOS:
-    """What one host's packets said about its OS."""
+    """What one host's packets said about its OS. Its counters are made on first use: the DPI
+    keeps one per host (tens of thousands on a scan), most of which never see a User-Agent or
+    a DHCP request."""
 
-    p0f: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(label, kind: exact|generic|fuzzy) -> SYN/SYN+ACK count."""
-    user_agents: Counter[str] = field(default_factory=Counter)
-    dhcp: Counter[str] = field(default_factory=Counter)
-    ttls: Counter[int] = field(default_factory=Counter)
-    syns: int = 0
-    """SYNs and SYN+ACKs of the host that were fingerprinted."""
-    fingerprinted: bool = False
-    """The host sent a SYN or SYN+ACK (so a TTL-only verdict is worth giving)."""
+    __slots__ = ("_p0f", "_user_agents", "_dhcp", "_ttls", "syns", "fingerprinted")
+
+    def __init__(self) -> None:
+        self._p0f: Counter[tuple[str, str]] | None = None
+        self._user_agents: Counter[str] | None = None
+        self._dhcp: Counter[str] | None = None
+        self._ttls: Counter[int] | None = None
+        self.syns = 0
+        """SYNs and SYN+ACKs of the host that were fingerprinted."""
+        self.fingerprinted = False
+        """The host sent a SYN or SYN+ACK (so a TTL-only verdict is worth giving)."""
+
+    @property
+    def p0f(self) -> Counter[tuple[str, str]]:
+        """(label, kind: exact|generic|fuzzy) -> SYN/SYN+ACK count."""
+        if self._p0f is None:
+            self._p0f = Counter()
+        return self._p0f
+
+    @property
+    def user_agents(self) -> Counter[str]:
+        if self._user_agents is None:
+            self._user_agents = Counter()
+        return self._user_agents
+
+    @property
+    def dhcp(self) -> Counter[str]:
+        if self._dhcp is None:
+            self._dhcp = Counter()
+        return self._dhcp
+
+    @property
+    def ttls(self) -> Counter[int]:
+        if self._ttls is None:
+            self._ttls = Counter()
+        return self._ttls
 
     def verdict(self) -> tuple[str, float, list[dict[str, Any]]] | None:
         """(label, confidence 0..1, signals) or None."""
         signals: list[dict[str, Any]] = []
         label: str | None = None
         confidence = 0.0
-        if self.p0f:
-            if len(self.p0f) == 1:
-                ((best, kind),) = self.p0f
+        p0f = self._p0f
+        if p0f:
+            if len(p0f) == 1:
+                ((best, kind),) = p0f
             else:
                 (best, kind), _ = min(
-                    self.p0f.items(), key=lambda kv: (_RANK[kv[0][1]], -kv[1], kv[0][0])
+                    p0f.items(), key=lambda kv: (_RANK[kv[0][1]], -kv[1], kv[0][0])
                 )
             label = best
             confidence = {"exact": 0.8, "generic": 0.65, "fuzzy": 0.45}[kind]
-            for (lab, k), n in self.p0f.most_common(4):
+            for (lab, k), n in p0f.most_common(4):
                 signals.append({"source": "p0f", "value": lab, "match": k, "count": n})
         ua_labels = Counter[str]()
-        for ua, n in self.user_agents.items() if self.user_agents else ():
+        for ua, n in self._user_agents.items() if self._user_agents else ():
             hit = ua_os(ua)
             if hit:
                 ua_labels[hit] += n
@@ -159,7 +187,7 @@ class HostOS:
             else:
                 confidence -= 0.15
         dhcp_labels = Counter[str]()
-        for value, n in self.dhcp.items() if self.dhcp else ():
+        for value, n in self._dhcp.items() if self._dhcp else ():
             params, _, vendor = value.partition("|")
             hit = dhcp_os(params or None, vendor or None)
             if hit:
@@ -173,8 +201,8 @@ class HostOS:
                 confidence += 0.05
             else:
                 confidence -= 0.1
-        if self.ttls:
-            ttl = initial_ttl(self.ttls.most_common(1)[0][0])
+        if self._ttls:
+            ttl = initial_ttl(self._ttls.most_common(1)[0][0])
             ttl_label = TTL_FAMILY.get(ttl)
             if ttl_label:
                 signals.append({"source": "ttl", "value": ttl_label, "initial_ttl": ttl})
