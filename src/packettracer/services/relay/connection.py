@@ -42,11 +42,9 @@ def _is_auth_error(exc: BaseException) -> bool:
     return "authorization" in text or "authentication" in text or "permissions" in text
 
 
-async def connect(
-    rs: RelaySettings, *, reconnect: bool = True, connect_timeout: float = 2.0, **callbacks: Any
+async def _open(
+    rs: RelaySettings, reconnect: bool, connect_timeout: float, callbacks: dict[str, Any]
 ) -> Client:
-    """One connection attempt. Raises RelayAuthError for refused credentials, RelayError for
-    anything else (server down, TLS failure), each with a readable message."""
     errors: list[BaseException] = []
 
     async def on_error(exc: Exception) -> None:
@@ -61,7 +59,7 @@ async def connect(
             rs.url,
             connect_timeout=int(max(1, connect_timeout)),
             allow_reconnect=reconnect,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=-1 if reconnect else 0,
             reconnect_time_wait=1,
             error_cb=on_error,
             **connect_options(rs),
@@ -76,3 +74,16 @@ async def connect(
             ) from None
         detail = str(exc) or type(exc).__name__
         raise RelayError(f"cannot connect to NATS server {rs.url}: {detail}") from None
+
+
+async def connect(
+    rs: RelaySettings, *, reconnect: bool = True, connect_timeout: float = 2.0, **callbacks: Any
+) -> Client:
+    """Connect once. Raises RelayAuthError for refused credentials, RelayError for anything
+    else (server down, TLS failure), each with a readable message. With `reconnect`, the
+    connection returned reconnects by itself forever after a first success; the first attempt
+    is made without retries, since nats-py would otherwise retry refused credentials forever."""
+    if reconnect:
+        probe = await _open(rs, False, connect_timeout, {})
+        await probe.close()
+    return await _open(rs, reconnect, connect_timeout, callbacks)
