@@ -586,7 +586,12 @@ class DPIEngine:
         protocol: str | None = None
         encrypted = False
         dst = flow.dst
-        name = self._name_for(dst)
+        # _name_for's first steps inline: most addresses have no name anywhere.
+        name = self.dns_names.get(dst)
+        if name is None and self.name_lookup is not None:
+            index = self.name_index
+            if index is None or dst in index:
+                name = self._name_for(dst)
         if name is not None:
             app = rules_.app_for_name(name)
             confidence = CONF_NAME if app else None
