@@ -132,19 +132,36 @@ DESTINATION_COLUMNS: list[Column] = [
 """Columns of the destinations view (`g`), over `DestinationGroup`s."""
 
 
+# Where the known columns go, whichever feature registered first: the table looks the same
+# however the features were loaded. Columns not listed keep their insertion place at the end.
+COLUMN_ORDER = (
+    "proto", "site", "src", "sport", "dst", "dport", "name", "packets", "bytes", "rate",
+    "duration", "state", "app", "category", "country", "as_org", "threat",
+)  # fmt: skip
+
+
+def _rank(column: Column) -> int:
+    try:
+        return COLUMN_ORDER.index(column.key)
+    except ValueError:
+        return len(COLUMN_ORDER)
+
+
 def add_flow_column(column: Column, after: str | None = None) -> None:
     """Add a column to the flow table (a feature's FQDN, country, app...); idempotent by key.
-    `after` names the column to insert behind; default: at the end."""
+    `after` names the column to insert behind (default: at the end); columns listed in
+    COLUMN_ORDER take their place there."""
     for i, existing in enumerate(FLOW_COLUMNS):
         if existing.key == column.key:
             FLOW_COLUMNS[i] = column
             return
-    if after is not None:
-        for i, existing in enumerate(FLOW_COLUMNS):
-            if existing.key == after:
-                FLOW_COLUMNS.insert(i + 1, column)
-                return
-    FLOW_COLUMNS.append(column)
+    for i, existing in enumerate(FLOW_COLUMNS):
+        if after is not None and existing.key == after:
+            FLOW_COLUMNS.insert(i + 1, column)
+            break
+    else:
+        FLOW_COLUMNS.append(column)
+    FLOW_COLUMNS.sort(key=_rank)  # stable, in place: holders of the list see the order
 
 
 SELECTED_MARK = "●"
