@@ -7,6 +7,7 @@ all a user needs, and sending a LAN address out would leak the local network lay
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -32,6 +33,10 @@ _BENCH = [ipaddress.ip_network(n) for n in ("198.18.0.0/15", "2001:2::/48")]
 _LAN4 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 _ULA = ipaddress.ip_network("fc00::/7")
 _BROADCAST = ipaddress.ip_address("255.255.255.255")
+# First octets of every IPv4 range that is not globally routed (ipaddress's private, reserved,
+# loopback, link-local, multicast and shared lists, and the ranges above): an address outside
+# them is public, which `classify` answers without building an ipaddress object (~10x faster).
+_SPECIAL_V4_FIRST = frozenset({0, 10, 100, 127, 169, 172, 192, 198, 203, *range(224, 256)})
 
 
 def parse(address: str) -> IPAddress | None:
@@ -45,6 +50,18 @@ def parse(address: str) -> IPAddress | None:
 def classify(address: str) -> str | None:
     """The reserved-range label of `address`, or None for a public (globally routed) address.
     Strings that are not addresses are labelled `reserved` so that they are never looked up."""
+    if ":" not in address:
+        try:
+            packed = socket.inet_pton(socket.AF_INET, address)
+        except OSError:
+            packed = b""
+        # canonical dotted quads only (what ipaddress accepts too)
+        if (
+            packed
+            and packed[0] not in _SPECIAL_V4_FIRST
+            and socket.inet_ntop(socket.AF_INET, packed) == address
+        ):
+            return None
     ip = parse(address)
     if ip is None:
         return RESERVED

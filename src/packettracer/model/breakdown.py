@@ -82,6 +82,38 @@ class Breakdown:
         self.bytes += flow.bytes_fwd + flow.bytes_rev
         self.add(self.tables, flow, keys)
 
+    def add_ended(
+        self,
+        flow: Flow,
+        country: str,
+        org: str,
+        protocol: str,
+        src_local: bool,
+        dst_local: bool,
+    ) -> None:
+        """`add_flow` for a caller that knows the keys and the locality of both ends already
+        (once per ended flow, so the buckets are bumped inline)."""
+        nbytes = flow.bytes_fwd + flow.bytes_rev
+        packets = flow.packets_fwd + flow.packets_rev
+        self.flows += 1
+        self.bytes += nbytes
+        tables = self.tables
+        local, remote = tables["local"], tables["remote"]
+        for table, key in (
+            (tables["country"], country),
+            (tables["as"], org),
+            (tables["protocol"], protocol),
+            (local if src_local else remote, flow.src),
+            (local if dst_local else remote, flow.dst),
+        ):
+            bucket = table.get(key)
+            if bucket is None:
+                self._bump(table, key, nbytes, packets)
+            else:
+                bucket.bytes += nbytes
+                bucket.packets += packets
+                bucket.flows += 1
+
     def snapshot(
         self, active: Iterable[Flow], keys_of: Callable[[Flow], FlowKeys]
     ) -> dict[str, Table]:

@@ -122,6 +122,7 @@ MAX_RECORDS = 100
 
 # Label bytes shown as themselves: printable ASCII except the two that need escaping.
 _PLAIN = frozenset(range(0x21, 0x7F)) - {ord("."), ord("\\")}
+_PLAIN_BYTES = bytes(sorted(_PLAIN))
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 
@@ -135,11 +136,8 @@ def type_name(rtype: int) -> str:
 
 
 def _label_text(label: bytes) -> str:
-    try:
-        if all(b in _PLAIN for b in label):
-            return label.decode("ascii").lower()
-    except UnicodeDecodeError:
-        pass
+    if not label.translate(None, _PLAIN_BYTES):  # every byte plain (checked in C)
+        return label.decode("ascii").lower()
     out = []
     for b in label:
         if b in _PLAIN:
@@ -151,7 +149,7 @@ def _label_text(label: bytes) -> str:
 
 def read_name(buf: bytes, pos: int) -> tuple[str, int]:
     """The (possibly compressed) name at `pos`, and the offset after it in the message."""
-    labels: list[str] = []
+    labels: list[bytes] = []
     end = -1
     pointers = 0
     total = 0
@@ -185,9 +183,15 @@ def read_name(buf: bytes, pos: int) -> tuple[str, int]:
         total += length + 1
         if total > MAX_NAME:
             raise DnsFormatError("name longer than 255 bytes")
-        labels.append(_label_text(label))
+        labels.append(label)
         pos += 1 + length
-    return ".".join(labels) or ".", (end if end >= 0 else pos)
+    after = end if end >= 0 else pos
+    if not labels:
+        return ".", after
+    if not b"".join(labels).translate(None, _PLAIN_BYTES):
+        # the usual name: plain ASCII only, no dot or backslash inside a label
+        return b".".join(labels).decode("ascii").lower(), after
+    return ".".join(_label_text(label) for label in labels), after
 
 
 def parse(payload: bytes) -> DnsMessage | None:

@@ -240,9 +240,26 @@ BOGONS = parse_lines("bogon", _BOGON_TEXT.splitlines())
 _BROADCAST = b"\xff\xff\xff\xff"
 
 
+def _first_bytes(ranges: _Ranges, bits: int) -> bytes:
+    """A 256-entry table: 1 where an address with that first byte may fall in `ranges`."""
+    table = bytearray(256)
+    shift = bits - 8
+    for start, end in zip(ranges.starts, ranges.ends, strict=True):
+        for first in range(start >> shift, (end >> shift) + 1):
+            table[first] = 1
+    return bytes(table)
+
+
+_BOGON_FIRST_V4 = _first_bytes(BOGONS.v4, 32)
+_BOGON_FIRST_V6 = _first_bytes(BOGONS.v6, 128)
+
+
 def bogon(packed: bytes) -> Match | None:
     """The reserved range holding this address, if any (limited broadcast excluded)."""
     if packed == _BROADCAST:
         return None
     version = 4 if len(packed) == 4 else 6
+    # most addresses are ruled out by their first byte, without the integer and the bisect
+    if packed and not (_BOGON_FIRST_V4 if version == 4 else _BOGON_FIRST_V6)[packed[0]]:
+        return None
     return BOGONS.lookup_int(int.from_bytes(packed, "big"), version)

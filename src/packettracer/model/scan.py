@@ -337,10 +337,10 @@ class ScanDetector:
         # Expire from the front: amortized O(1), the window is in time order.
         cutoff = ts - self.t.window
         while window:
-            key, seen = next(iter(window.items()))
-            if seen >= cutoff and len(window) < MAX_WINDOW_PROBES:
+            oldest = next(iter(window))
+            if window[oldest] >= cutoff and len(window) < MAX_WINDOW_PROBES:
                 break
-            self._forget(src, key)
+            self._forget(src, oldest)
         key = (dst, port)
         if key in window:
             window.move_to_end(key)

@@ -24,7 +24,7 @@ from typing import Any
 
 from packettracer.capture.packet import TCP, UDP, Packet
 from packettracer.model import dnsparse
-from packettracer.model.addresses import classify, is_public
+from packettracer.model.addresses import classify, is_local, is_public
 from packettracer.model.breakdown import Breakdown, FlowKeys, Table, remote_address, top
 from packettracer.model.dnsstats import DnsStats, tunnel_score
 from packettracer.model.flows import Flow, format_address
@@ -79,20 +79,22 @@ class FlowView:
 
 class ResolutionAnalyzer(Analyzer):
     name = "resolution"
-    all_packets = True  # every DNS packet; everything else returns after two comparisons
+    all_packets = True  # every DNS packet; everything else returns after a comparison or three
 
     def __init__(self, feature: ResolutionFeature) -> None:
         self.feature = feature
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        # Only payload matters (DNS messages, a ClientHello, an HTTP request): the bare ACKs
+        # and control packets, a third of all, return after this first test.
+        if not pkt.payload:
+            return
         proto = pkt.proto
-        if proto != UDP and proto != TCP:
+        if proto != TCP and proto != UDP:
             return
         if pkt.sport in DNS_PORTS or pkt.dport in DNS_PORTS:
-            if pkt.payload:
-                self.feature.on_dns(pkt)
-            return
-        if forward and pkt.payload and flow.packets_fwd <= NAME_PACKETS:
+            self.feature.on_dns(pkt)
+        elif forward and flow.packets_fwd <= NAME_PACKETS:
             self.feature.on_first_packets(pkt, flow)
 
     def on_flow_end(self, flow: Flow) -> None:
@@ -241,27 +243,8 @@ class ResolutionFeature:
         address = remote_address(flow)
         name = flow.get("name")
         source = flow.get("name_source")
-        if name is None and address == flow.dst:
-            # the DPI feature's SNI (TLS and QUIC) or HTTP Host, when it parsed the flow
-            for key, src in (("sni", SNI), ("http_host", HTTP)):
-                seen = flow.get(key)
-                if isinstance(seen, str) and seen:
-                    entry = self.names.add(address, seen, src, flow.first_seen)
-                    if entry is not None:
-                        name, source = entry.name, src
-                        break
         if name is None:
-            entry = self.names.best(address, flow.first_seen)
-            if entry is not None:
-                name, source = entry.name, entry.source
-            else:
-                if active and self.rdns.enabled:
-                    ptr = self.rdns.lookup(address)
-                else:
-                    cached = self.rdns.cached(address)
-                    ptr = cached.name if cached is not None else None
-                if ptr is not None:
-                    name, source = ptr, PTR
+            name, source = self._passive_name(flow, address, source, active)
         geo = self.geo.lookup(address) or GeoInfo()
         org = geo.org
         owner = self.owner(address) if active else self.ownership.peek(address)
@@ -277,6 +260,32 @@ class ResolutionFeature:
             as_org=org,
             label=geo.label,
         )
+
+    def _passive_name(
+        self, flow: Flow, address: str, source: str | None, active: bool
+    ) -> tuple[str | None, str | None]:
+        """The name of a flow that has none yet: DPI's SNI/Host, the name table, then PTR."""
+        name = None
+        ext = flow.ext
+        if ext is not None and address == flow.dst:
+            # the DPI feature's SNI (TLS and QUIC) or HTTP Host, when it parsed the flow
+            for key, src in (("sni", SNI), ("http_host", HTTP)):
+                seen = ext.get(key)
+                if isinstance(seen, str) and seen:
+                    entry = self.names.add(address, seen, src, flow.first_seen)
+                    if entry is not None:
+                        return entry.name, src
+        entry = self.names.best(address, flow.first_seen)
+        if entry is not None:
+            return entry.name, entry.source
+        if active and self.rdns.enabled:
+            name = self.rdns.lookup(address)
+        else:
+            cached = self.rdns.cached(address)
+            name = cached.name if cached is not None else None
+        if name is not None:
+            return name, PTR
+        return None, source
 
     def owner(self, address: str) -> Ownership | None:
         """Who owns `address` (cached); unknown or stale public ones are queued for RDAP."""
@@ -299,22 +308,55 @@ class ResolutionFeature:
         return FlowKeys(country, org, str(protocol))
 
     def on_flow_end(self, flow: Flow) -> None:
+        # describe(flow, active=False) and keys_of() inlined: this runs for every flow, and the
+        # locality of both ends is needed twice (far end, local/remote talkers).
         if self._hellos:
             self._hellos.pop(flow.id, None)
-        view = self.describe(flow, active=False)
+        src = flow.src
+        dst = flow.dst
+        src_local = is_local(src)
+        dst_local = is_local(dst)
+        address = src if dst_local and not src_local else dst
+        ext = flow.ext
+        if ext is None:
+            name = source = None
+        else:
+            name = ext.get("name")
+            source = ext.get("name_source")
+        if name is None:
+            name, source = self._passive_name(flow, address, source, False)
+        geo_service = self.geo
+        info = geo_service.lookup(address)
+        owner = self.ownership.cache.get(address)
+        if info is None:
+            country = city = asn = org = None
+        else:
+            country, city, asn = info.country, info.city, info.asn
+            org = info.as_org or info.isp
+        if org is None and owner is not None and owner.error is None:
+            org = owner.org or owner.network
         ext = flow.ext
         if ext is None:
             ext = flow.ext = {}
-        ext["name"] = view.name
-        ext["name_source"] = view.name_source
-        ext["country"] = view.country
-        ext["city"] = view.city
-        ext["asn"] = view.asn
-        ext["as_org"] = view.as_org
-        geo = self.geo.peek(view.address)
-        self.breakdown.add_flow(flow, self.keys_of(flow, geo or GeoInfo()))
+        ext["name"] = name
+        ext["name_source"] = source
+        ext["country"] = country
+        ext["city"] = city
+        ext["asn"] = asn
+        ext["as_org"] = org
+        geo = geo_service.cache.get(address)
+        if geo is None:
+            key_country = key_org = "?"
+        elif geo.label is not None:
+            key_country = key_org = geo.label
+        else:
+            key_country = geo.country or "?"
+            geo_org = geo.as_org or geo.isp
+            key_org = f"AS{geo.asn} {geo_org}" if geo.asn and geo_org else (geo_org or "?")
+        protocol = ext.get("app") or flow.proto_name
+        self.breakdown.add_ended(flow, key_country, key_org, str(protocol), src_local, dst_local)
         if self._store is not None and geo is not None and geo.label is None and not geo.empty:
-            self._store_geo(view.address, geo, only_new=True)
+            self._store_geo(address, geo, only_new=True)
 
     def tick(self, now: float) -> None:
         self.dns.expire(now)

@@ -12,7 +12,7 @@ import importlib
 import time
 from typing import Any
 
-from packettracer.capture.packet import UDP, Packet
+from packettracer.capture.packet import TCP, UDP, Packet
 from packettracer.config import SecuritySettings
 from packettracer.errors import ConfigError
 from packettracer.model.flows import Flow, format_address
@@ -38,6 +38,13 @@ class SecurityAnalyzer(Analyzer):
         self.flag_bogons = feature.flag_bogons
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        # Past the first packets of each direction a TCP or UDP flow holds nothing for the
+        # scan detector (probes are first packets, answers first replies) nor for reputation
+        # (checked on a flow's first packet): most packets return after this one comparison.
+        if (flow.packets_fwd if forward else flow.packets_rev) > 2:
+            proto = pkt.proto
+            if proto in (TCP, UDP):
+                return
         self.detector.packet(pkt, flow, forward)
         if flow.packets_fwd + flow.packets_rev == 1 and pkt.ip_version:
             self._check(pkt, flow)
