@@ -27,7 +27,13 @@ class DpiAlerts(Analyzer):
         self.raised = 0
 
     def on_flow_end(self, flow: Flow) -> None:
-        self.check(flow)
+        ext = flow.ext
+        # Most flows are ordinary: decide that without a call.
+        if ext and (
+            ext.get("category") == "malware"
+            or (self.threshold and ext.get("anomaly_score", 0) >= self.threshold)
+        ):
+            self.check(flow)
 
     def tick(self, now: float) -> None:
         threshold = self.threshold or 101

@@ -77,6 +77,7 @@ class Pipeline:
         self.analyzers: list[Analyzer] = []
         self._inspectors: list[Analyzer] = []
         self._all_packets: list[tuple[Analyzer, Callable[[Packet, Flow, bool], None]]] = []
+        self._end_hooks: list[tuple[Analyzer, Callable[[Flow], None]]] = []
         self.analyzer_errors: dict[str, int] = {}
         self.ended_listeners: list[Callable[[Flow], None]] = []
         for analyzer in analyzers:
@@ -88,6 +89,8 @@ class Pipeline:
 
     def add_analyzer(self, analyzer: Analyzer) -> None:
         self.analyzers.append(analyzer)
+        if type(analyzer).on_flow_end is not Analyzer.on_flow_end:
+            self._end_hooks.append((analyzer, analyzer.on_flow_end))
         if analyzer.all_packets:
             self._all_packets.append((analyzer, analyzer.on_packet))
         elif analyzer.inspect_packets > 0:
@@ -114,8 +117,13 @@ class Pipeline:
             _log_failure(f"analyzer {analyzer.name}")
 
     def _flow_ended(self, flow: Flow) -> None:
-        for analyzer in self.analyzers:
-            self._safecall(analyzer, analyzer.on_flow_end, flow)
+        # Called once per flow (~240,000 times on the benchmark capture): only the analyzers
+        # that implement the hook, each guarded inline rather than through _safecall.
+        for analyzer, hook in self._end_hooks:
+            try:
+                hook(flow)
+            except Exception:
+                self._failed(analyzer)
         for listener in self.ended_listeners:
             try:
                 listener(flow)
