@@ -51,6 +51,11 @@ class SecurityAnalyzer(Analyzer):
 
     def _check(self, pkt: Packet, flow: Flow) -> None:
         lists = self.reputation.lists
+        # the usual case (no list loaded, neither end reserved) in two table look-ups
+        if not lists and (
+            not self.flag_bogons or (bogon(pkt.src) is None and bogon(pkt.dst) is None)
+        ):
+            return
         for addr, other in ((pkt.src, pkt.dst), (pkt.dst, pkt.src)):
             if lists:
                 match = self.reputation.lookup_packed(addr)
