@@ -107,7 +107,7 @@ class GeoSettings:
     """Ask ip-api.com for city/ISP/AS of public addresses (--online-geo)."""
     ip_api_url: str = "http://ip-api.com/batch"
     batch_rate_limit: int = 15
-    """Batch requests per minute (ip-api's batch endpoint allows 15; resolve.geo_rate_limit caps)."""
+    """Batch requests per minute (ip-api allows 15; resolve.geo_rate_limit caps it too)."""
     timeout: float = 10.0
 
 
