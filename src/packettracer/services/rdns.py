@@ -20,6 +20,7 @@ import aiodns
 
 from packettracer.config import Settings
 from packettracer.model.addresses import reverse_pointer
+from packettracer.services.lookup_queue import QueuedLookups
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class PtrResult:
     expires: float
 
 
-class ReverseDns:
+class ReverseDns(QueuedLookups):
     name = "rdns"
 
     def __init__(
@@ -150,39 +151,6 @@ class ReverseDns:
             except Exception:
                 log.exception("PTR listener failed")
         return result
-
-    async def run(self) -> None:
-        if not self.enabled:
-            return
-        slots = asyncio.Semaphore(self.concurrency)
-        tasks: set[asyncio.Task[Any]] = set()
-
-        async def one(address: str) -> None:
-            try:
-                await self.resolve(address)
-            finally:
-                slots.release()
-
-        try:
-            while True:
-                if not self._queue:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                await slots.acquire()
-                address, _ = self._queue.popitem(last=False)
-                task = asyncio.get_running_loop().create_task(one(address))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    async def drain(self, seconds: float = 5.0) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (self._queue or self.in_flight) and loop.time() < end:  # noqa: ASYNC110 (polls a bounded wait)
-            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self._resolver is not None:
