@@ -215,3 +215,16 @@ async def test_dashboard_shows_ptr_names_from_dnsmasq(tmp_path: object) -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+async def test_addresses_no_resolver_knows_are_never_asked() -> None:
+    """Loopback, multicast, broadcast and unspecified addresses are not queued for PTR."""
+    from packettracer.config import Settings
+    from packettracer.services.rdns import ReverseDns
+
+    rdns = ReverseDns(Settings())
+    for address in ("127.0.0.1", "::1", "224.0.0.251", "ff02::fb", "255.255.255.255", "0.0.0.0"):
+        assert rdns.lookup(address) is None
+    assert not rdns._queue
+    rdns.lookup("10.1.2.3")  # a LAN address is asked: a local resolver often knows it
+    assert list(rdns._queue) == ["10.1.2.3"]

@@ -19,7 +19,14 @@ from typing import Any
 import aiodns
 
 from packettracer.config import Settings
-from packettracer.model.addresses import reverse_pointer
+from packettracer.model.addresses import (
+    BROADCAST,
+    LOOPBACK,
+    MULTICAST,
+    UNSPECIFIED,
+    classify,
+    reverse_pointer,
+)
 from packettracer.services.lookup_queue import QueuedLookups
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,11 @@ class PtrResult:
     """The PTR name, or None when there is none (NXDOMAIN, error, timeout)."""
     error: str | None
     expires: float
+
+
+# Address kinds a PTR query cannot usefully answer (LAN addresses are asked: a local resolver
+# often knows them).
+NO_PTR = frozenset({LOOPBACK, MULTICAST, BROADCAST, UNSPECIFIED})
 
 
 class ReverseDns(QueuedLookups):
@@ -99,6 +111,8 @@ class ReverseDns(QueuedLookups):
             self.cache.move_to_end(address)
             return result.name
         if self.enabled and address not in self._queue:
+            if classify(address) in NO_PTR:
+                return None  # no resolver has names for these; never ask
             if len(self._queue) >= MAX_QUEUE:
                 self.dropped += 1
             else:
