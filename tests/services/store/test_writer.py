@@ -55,6 +55,8 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(
     assert count(db_path) == 0  # below the batch size, the 30 s interval has not passed
     writer.enqueue("flows", flow_factory(99))
     assert wait_for(lambda: count(db_path) == 100)
+    # the writer thread counts the batch just after its commit becomes visible
+    assert wait_for(lambda: writer.batches >= 1)
     assert writer.batches == 1
 
 
