@@ -12,6 +12,7 @@ from typing import Any
 
 from packettracer.config import Settings
 from packettracer.errors import UsageError
+from packettracer.model.flows import RECORD_FIELDS
 from packettracer.services.report import format_csv, format_table
 from packettracer.services.store import Location, Repositories, StoreError, connect
 from packettracer.services.store.schema import SCHEMA_VERSION, user_version
@@ -24,20 +25,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M
 
 
 # The table leads with when each flow began (local time); CSV and JSON keep epoch seconds.
-TABLE_COLUMNS = [
-    "start",
-    "proto",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "packets_fwd",
-    "packets_rev",
-    "bytes_fwd",
-    "bytes_rev",
-    "duration",
-    "tcp_state",
-]
+TABLE_COLUMNS = ["start", *(c for c in RECORD_FIELDS if c not in ("first_seen", "last_seen"))]
 
 
 def _with_start(flow: dict[str, Any]) -> dict[str, Any]:

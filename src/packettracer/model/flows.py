@@ -180,6 +180,26 @@ class Flow:
         return out
 
 
+RECORD_FIELDS = (
+    "proto",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "packets_fwd",
+    "packets_rev",
+    "bytes_fwd",
+    "bytes_rev",
+    "first_seen",
+    "last_seen",
+    "duration",
+    "tcp_state",
+)
+"""Keys `Flow.to_dict()` always has, in its order (the report's and the database's columns)."""
+OPTIONAL_RECORD_FIELDS = ("proto_name", "vlan", "site", "end_reason")
+"""Keys `Flow.to_dict()` adds only when they apply, in the order it adds them."""
+
+
 def flow_key(pkt: Packet) -> FlowKey:
     """Direction-free key: the lower (address, port) endpoint first."""
     a = (pkt.src, pkt.sport)

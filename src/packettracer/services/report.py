@@ -21,28 +21,14 @@ from typing import Any, TextIO
 
 from packettracer.capture.pcapfile import CaptureReader
 from packettracer.config import Settings
-from packettracer.model.flows import Flow, proto_label
+from packettracer.model.flows import OPTIONAL_RECORD_FIELDS, RECORD_FIELDS, Flow, proto_label
 from packettracer.services.features import install_features
 from packettracer.services.runtime import Runtime
 
 # Columns of the CSV and table outputs, in order; JSON carries every field.
-BASE_COLUMNS = [
-    "proto",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "packets_fwd",
-    "packets_rev",
-    "bytes_fwd",
-    "bytes_rev",
-    "first_seen",
-    "last_seen",
-    "duration",
-    "tcp_state",
-]
+BASE_COLUMNS = list(RECORD_FIELDS)
 # Keys Flow.to_dict adds only when they apply, in the order it adds them.
-OPTIONAL_COLUMNS = ["proto_name", "vlan", "site", "end_reason"]
+OPTIONAL_COLUMNS = list(OPTIONAL_RECORD_FIELDS)
 
 # Flows written per write() call when streaming.
 WRITE_BATCH = 2048

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from packettracer.config import RelaySettings
-from packettracer.model.flows import Flow
+from packettracer.model.flows import OPTIONAL_RECORD_FIELDS, RECORD_FIELDS, Flow
 from packettracer.services.relay import messages as m
 from packettracer.services.relay.agent import ensure_stream
 from packettracer.services.relay.connection import RelayAuthError, RelayError, connect
@@ -87,26 +87,8 @@ def flow_from_record(flow_id: int, site: str, record: dict[str, Any]) -> Flow:
 
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
-_CORE = {
-    "proto",
-    "proto_name",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "packets_fwd",
-    "packets_rev",
-    "bytes_fwd",
-    "bytes_rev",
-    "first_seen",
-    "last_seen",
-    "duration",
-    "tcp_state",
-    "end_reason",
-    "vlan",
-    "id",
-    "site",
-}
+# Record keys that map onto Flow attributes; any other key is an extension fact (flow.set).
+_CORE = frozenset(RECORD_FIELDS) | frozenset(OPTIONAL_RECORD_FIELDS) | {"id"}
 
 
 def update_flow(flow: Flow, record: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from packettracer.model.flows import RECORD_FIELDS
 from packettracer.services.store.base import Repository, Row, to_json
 
 COLUMNS = (
@@ -65,23 +66,7 @@ def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
 
 
 # Flow.to_dict()'s key order, so stored flows print like the report's.
-_OUTPUT_ORDER = (
-    "proto",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "packets_fwd",
-    "packets_rev",
-    "bytes_fwd",
-    "bytes_rev",
-    "first_seen",
-    "last_seen",
-    "duration",
-    "tcp_state",
-    "site",
-    "end_reason",
-)
+_OUTPUT_ORDER = (*RECORD_FIELDS, "site", "end_reason")
 _POSITION = {name: i for i, name in enumerate(COLUMNS)}
 _ALWAYS = frozenset({"sport", "dport", "tcp_state"})
 
