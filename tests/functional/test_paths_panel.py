@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import is_root
+from functional.dashboard_helpers import replayed, wait_for
 from rich.text import Text
-from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from packettracer.app import PacketTracerApp
@@ -48,25 +46,6 @@ def make_app(
     if path is not None:
         settings.capture.read_file = str(path)
     return PacketTracerApp(build_runtime(settings), panel=panel)
-
-
-async def replayed(pilot: Pilot[object]) -> None:
-    app = pilot.app
-    assert isinstance(app, PacketTracerApp)
-    await app.settle()
-    await pilot.pause()
-
-
-async def wait_for(
-    pilot: Pilot[object], condition: Callable[[], bool], seconds: float = 20.0
-) -> None:
-    """Let the app run until `condition()` holds (a state, not a fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not reached within {seconds}s")
-        await pilot.pause(0.02)
 
 
 def _cells(table: DataTable[Text], row: int) -> list[str]:
