@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 DNS_PORTS = frozenset({53, 5353, 5355})
 """DNS, multicast DNS and LLMNR share the message format."""
@@ -194,8 +195,23 @@ def read_name(buf: bytes, pos: int) -> tuple[str, int]:
     return ".".join(_label_text(label) for label in labels), after
 
 
+# The last payload parsed and its message: the DPI and the resolution feature read the same DNS
+# packet one after the other (the very same bytes object), and the second one gets it free.
+_last: list[Any] = [None, None]
+
+
 def parse(payload: bytes) -> DnsMessage | None:
-    """Parse one DNS message (UDP payload, or a TCP message without its length prefix)."""
+    """Parse one DNS message (UDP payload, or a TCP message without its length prefix). The
+    result is shared with the next caller parsing the same payload object: do not modify it."""
+    if payload is _last[0]:
+        return _last[1]
+    msg = _parse(payload)
+    _last[0] = payload
+    _last[1] = msg
+    return msg
+
+
+def _parse(payload: bytes) -> DnsMessage | None:
     if len(payload) < 12:
         return None
     ident, flags, qdcount, ancount, _ns, _ar = _HEADER.unpack_from(payload, 0)

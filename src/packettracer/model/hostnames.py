@@ -33,7 +33,7 @@ def client_hello_sni(stream: bytes) -> str | None:
         for mtype, body in messages:
             if mtype == HS_CLIENT_HELLO:
                 sni = parse_client_hello(body).sni
-                return _ascii_name(sni.encode("ascii", "replace")) if sni else None
+                return sni_name(sni) if sni else None
     except (TLSParseError, ValueError, IndexError):
         return None
     return None
@@ -59,13 +59,23 @@ def http_host(payload: bytes) -> str | None:
     for line in head.split(b"\r\n")[1:]:
         key, sep, value = line.partition(b":")
         if sep and key.strip().lower() == b"host":
-            host = value.strip()
-            if host.startswith(b"["):
-                host = host[1 : host.find(b"]")] if b"]" in host else b""
-            elif host.count(b":") == 1:
-                host = host.split(b":", 1)[0]
-            return _ascii_name(host)
+            return host_header_name(value)
     return None
+
+
+def host_header_name(value: bytes) -> str | None:
+    """The name in an HTTP Host header's value (port and IPv6 brackets stripped)."""
+    host = value.strip()
+    if host.startswith(b"["):
+        host = host[1 : host.find(b"]")] if b"]" in host else b""
+    elif host.count(b":") == 1:
+        host = host.split(b":", 1)[0]
+    return _ascii_name(host)
+
+
+def sni_name(sni: str) -> str | None:
+    """A TLS server_name as a name (ASCII, lower case, no trailing dot), or None."""
+    return _ascii_name(sni.encode("ascii", "replace")) if sni else None
 
 
 def _ascii_name(raw: bytes) -> str | None:

@@ -2,8 +2,9 @@
 raises `dpi.anomaly`, a flow the DPI classified as malware (known-bad fingerprint, mining or C2
 indicator) raises `dpi.malware`. Both go through the one alert engine (dedup, suppression, ack).
 
-Checked when a flow ends and, for live captures, on each tick for the active flows the DPI has
-already judged, so an alert does not wait for the flow's idle timeout."""
+Checked when a flow ends (the DPI feature hands over the flows it flagged) and, for live
+captures, on each tick for the active flows the DPI has already judged, so an alert does not wait
+for the flow's idle timeout."""
 
 from __future__ import annotations
 
@@ -25,15 +26,6 @@ class DpiAlerts(Analyzer):
         self.threshold = threshold
         self._alerted: OrderedDict[int, None] = OrderedDict()
         self.raised = 0
-
-    def on_flow_end(self, flow: Flow) -> None:
-        ext = flow.ext
-        # Most flows are ordinary: decide that without a call.
-        if ext and (
-            ext.get("category") == "malware"
-            or (self.threshold and ext.get("anomaly_score", 0) >= self.threshold)
-        ):
-            self.check(flow)
 
     def tick(self, now: float) -> None:
         threshold = self.threshold or 101
@@ -99,7 +91,9 @@ class DpiAlertsFeature:
         self.analyzer = DpiAlerts(runtime, runtime.settings.security.anomaly_alert_score)
 
     def attach(self, runtime: Runtime) -> None:
-        runtime.pipeline.add_analyzer(self.analyzer)
+        runtime.pipeline.add_analyzer(self.analyzer)  # its tick: the live flows
+        # Ended flows: the DPI hands over only those with a score or a malware verdict.
+        runtime.features["dpi"].flagged_listeners.append(self.analyzer.check)
 
 
 def make_feature(runtime: Runtime, mode: str) -> DpiAlertsFeature | None:

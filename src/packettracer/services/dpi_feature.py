@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import socket
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from packettracer.errors import ConfigError
 from packettracer.model.dpi import anomaly
 from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import UNKNOWN
-from packettracer.model.dpi.inspector import DPIEngine
+from packettracer.model.dpi.inspector import DPIEngine, Verdict
 from packettracer.model.flows import Flow
 from packettracer.services.pipeline import Analyzer
 from packettracer.services.runtime import Runtime
@@ -101,8 +102,7 @@ class DPIAnalyzer(Analyzer):
         self.engine.packet(pkt, flow, forward)
 
     def on_flow_end(self, flow: Flow) -> None:
-        self._flow_end(flow)
-        self._account(flow)
+        self._account(flow, self._flow_end(flow))
 
     def on_start(self) -> None:
         """What the other features do, once they are all attached."""
@@ -145,6 +145,8 @@ class DPIFeature:
         self.flagged_flows: list[dict[str, Any]] = []
         self._fan_out_flagged: set[str] = set()
         self._local: dict[str, bool] = {}  # address -> is_local (asked once per ended flow)
+        self.flagged_listeners: list[Callable[[Flow], None]] = []
+        """Called with each ended flow that has an anomaly score or is classified malware."""
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
@@ -161,6 +163,12 @@ class DPIFeature:
             index = getattr(getattr(resolution, "names", None), "_by_addr", None)
             if isinstance(index, dict):
                 self.engine.name_index = index
+        learn = getattr(resolution, "learn_name", None)
+        if resolution is not None and learn is not None:
+            # One reading of every flow's first packets: ours. The names in them go to the
+            # resolution feature's table as we find them.
+            self.engine.name_listener = learn
+            resolution.names_from_dpi()
 
     async def run(self) -> None:
         """Started with the runtime, after every feature attached: see what the others do
@@ -169,11 +177,11 @@ class DPIFeature:
 
     # ------------------------------------------------------------------ accounting
 
-    def account(self, flow: Flow) -> None:
-        """Add an ended flow to the aggregates (called for every flow: kept lean)."""
-        ext = flow.ext or _EMPTY
+    def account(self, flow: Flow, verdict: Verdict) -> None:
+        """Add an ended flow and its verdict to the aggregates (called for every flow: kept
+        lean)."""
+        label, category, _, protocol, encrypted, score, _ = verdict
         nbytes = flow.bytes_fwd + flow.bytes_rev
-        app = ext.get("app")
         proto = flow.proto
         if proto in (TCP, UDP):
             dst = flow.dst
@@ -183,15 +191,9 @@ class DPIFeature:
                 local = is_local(dst)
                 if len(self._local) < MAX_LOCAL_CACHE:
                     self._local[dst] = local
-            key = (
-                app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")),
-                proto, dport, local, ext.get("protocol") or app,
-            )  # fmt: skip
+            key = (label or UNKNOWN, category, encrypted, proto, dport, local, protocol or label)
         else:
-            key = (
-                app or UNKNOWN, ext.get("category") or UNKNOWN, bool(ext.get("encrypted")),
-                proto, 0, False, None,
-            )  # fmt: skip
+            key = (label or UNKNOWN, category, encrypted, proto, 0, False, None)
         totals = self.totals
         t = totals.get(key)
         if t is None:
@@ -222,8 +224,11 @@ class DPIFeature:
                         self.beacons[bkey] = [flow.first_seen]
                 elif len(group) < 64:
                     group.append(flow.first_seen)
-        if ext.get("anomaly_score", 0) >= 30 and len(self.flagged_flows) < 1000:
-            self.flagged_flows.append(_flow_brief(flow))
+        if score or category == "malware":
+            if score >= 30 and len(self.flagged_flows) < 1000:
+                self.flagged_flows.append(_flow_brief(flow))
+            for listener in self.flagged_listeners:
+                listener(flow)
 
     async def finish(self) -> None:
         """End of a capture file: host-level signals that need every flow."""

@@ -40,9 +40,14 @@ class Analyzer:
     """How many packets from the start of each flow `on_packet` wants (DPI reads the start)."""
     all_packets = False
     """Call `on_packet` for every packet, not just the first `inspect_packets` of a flow."""
+    ports: frozenset[int] = frozenset()
+    """Call `on_port_packet` for every packet from or to one of these ports (DNS, say)."""
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
         """A packet of `flow`; `forward` is True when it goes from the initiator."""
+
+    def on_port_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        """A packet from or to one of `ports` (every such packet, not only a flow's first)."""
 
     def on_flow_end(self, flow: Flow) -> None:
         """`flow` ended (idle, closed, evicted, or the capture finished)."""
@@ -77,6 +82,10 @@ class Pipeline:
         self.analyzers: list[Analyzer] = []
         self._inspectors: list[Analyzer] = []
         self._all_packets: list[tuple[Analyzer, Callable[[Packet, Flow, bool], None]]] = []
+        self._port_hooks: list[
+            tuple[Analyzer, frozenset[int], Callable[[Packet, Flow, bool], None]]
+        ] = []
+        self._ports: frozenset[int] = frozenset()
         self._end_hooks: list[tuple[Analyzer, Callable[[Flow], None]]] = []
         self.analyzer_errors: dict[str, int] = {}
         self.ended_listeners: list[Callable[[Flow], None]] = []
@@ -89,12 +98,26 @@ class Pipeline:
 
     def add_analyzer(self, analyzer: Analyzer) -> None:
         self.analyzers.append(analyzer)
-        if type(analyzer).on_flow_end is not Analyzer.on_flow_end:
-            self._end_hooks.append((analyzer, analyzer.on_flow_end))
-        if analyzer.all_packets:
-            self._all_packets.append((analyzer, analyzer.on_packet))
-        elif analyzer.inspect_packets > 0:
-            self._inspectors.append(analyzer)
+        self.reconfigure()
+
+    def reconfigure(self) -> None:
+        """Rebuild the dispatch lists from the analyzers' attributes (in the order they were
+        added); call it after changing an analyzer's `inspect_packets`, `all_packets` or
+        `ports`."""
+        self._end_hooks = []
+        self._all_packets = []
+        self._inspectors = []
+        self._port_hooks = []
+        for analyzer in self.analyzers:
+            if type(analyzer).on_flow_end is not Analyzer.on_flow_end:
+                self._end_hooks.append((analyzer, analyzer.on_flow_end))
+            if analyzer.all_packets:
+                self._all_packets.append((analyzer, analyzer.on_packet))
+            elif analyzer.inspect_packets > 0:
+                self._inspectors.append(analyzer)
+            if analyzer.ports:
+                self._port_hooks.append((analyzer, analyzer.ports, analyzer.on_port_packet))
+        self._ports = frozenset().union(*(ports for _, ports, _ in self._port_hooks))
         self.flows.inspect_packets = max(
             [a.inspect_packets for a in self.analyzers if not a.all_packets] or [0]
         )
@@ -141,6 +164,8 @@ class Pipeline:
         filt = self.filter
         inspectors = self._inspectors
         all_packets = self._all_packets
+        port_hooks = self._port_hooks
+        ports = self._ports
         supported = SUPPORTED_LINKTYPES
         packets = 0
         nbytes = 0
@@ -181,6 +206,14 @@ class Pipeline:
                         if seen <= analyzer.inspect_packets:
                             try:
                                 analyzer.on_packet(pkt, flow, forward)
+                            except Exception:
+                                self._failed(analyzer)
+                if port_hooks and (pkt.sport in ports or pkt.dport in ports):
+                    forward = table.last_forward
+                    for analyzer, wanted, port_hook in port_hooks:
+                        if pkt.sport in wanted or pkt.dport in wanted:
+                            try:
+                                port_hook(pkt, flow, forward)
                             except Exception:
                                 self._failed(analyzer)
                 if all_packets:

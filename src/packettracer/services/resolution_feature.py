@@ -48,9 +48,9 @@ log = logging.getLogger(__name__)
 
 DNS_PORTS = dnsparse.DNS_PORTS
 NAME_PACKETS = 8
+"""Packets from the start of a flow searched for an SNI or a Host header."""
 MAX_HELLO = 16384
 """Bytes of a split ClientHello kept per flow while its end is awaited."""
-"""Packets from the start of a flow searched for an SNI or a Host header."""
 TOP_N = 10
 _OFFLINE: dict[str, OfflineGeo] = {}
 """One offline geo database per process (it takes ~0.2 s and ~100 MB to load)."""
@@ -78,24 +78,30 @@ class FlowView:
 
 
 class ResolutionAnalyzer(Analyzer):
+    """Every DNS packet (by port), and the first packets of other flows for their SNI or Host
+    header, unless the DPI hands those names over (`ResolutionFeature.names_from_dpi`)."""
+
     name = "resolution"
-    all_packets = True  # every DNS packet; everything else returns after a comparison or three
+    inspect_packets = NAME_PACKETS
+    ports = DNS_PORTS
 
     def __init__(self, feature: ResolutionFeature) -> None:
         self.feature = feature
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
-        # Only payload matters (DNS messages, a ClientHello, an HTTP request): the bare ACKs
-        # and control packets, a third of all, return after this first test.
-        if not pkt.payload:
-            return
-        proto = pkt.proto
-        if proto != TCP and proto != UDP:
-            return
-        if pkt.sport in DNS_PORTS or pkt.dport in DNS_PORTS:
-            self.feature.on_dns(pkt)
-        elif forward and flow.packets_fwd <= NAME_PACKETS:
+        # Only the client's payload matters (a ClientHello, an HTTP request).
+        if (
+            forward
+            and pkt.payload
+            and flow.proto in (TCP, UDP)
+            and pkt.sport not in DNS_PORTS
+            and pkt.dport not in DNS_PORTS
+        ):
             self.feature.on_first_packets(pkt, flow)
+
+    def on_port_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        if pkt.payload and (pkt.proto == TCP or pkt.proto == UDP):
+            self.feature.on_dns(pkt)
 
     def on_flow_end(self, flow: Flow) -> None:
         self.feature.on_flow_end(flow)
@@ -224,16 +230,25 @@ class ResolutionFeature:
             source = HTTP
         else:
             return
-        if name is None:
-            return
+        if name is not None:
+            self.learn_name(flow, name, source, pkt.ts)
+
+    def learn_name(self, flow: Flow, name: str, source: str, ts: float) -> None:
+        """A name the client of `flow` used for its server (SNI, HTTP Host)."""
         address = flow.dst
-        entry = self.names.add(address, name, source, pkt.ts)
+        entry = self.names.add(address, name, source, ts)
         if entry is None:
             return
         flow.set("name", entry.name)
         flow.set("name_source", source)
         if self._store is not None:
             self._store.upsert_host(address, name=entry.name, source=source)
+
+    def names_from_dpi(self) -> None:
+        """The DPI reads the first packets of every flow already and hands over the SNI and
+        Host names it finds (`learn_name`): stop reading them a second time."""
+        self.analyzer.inspect_packets = 0
+        self.runtime.pipeline.reconfigure()
 
     # --- per flow -------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class HttpRequest:
     host: str | None = None
     user_agent: str | None = None
     content_type: str | None = None
+    host_header: str | None = None
+    """The Host header as sent (with its port)."""
 
 
 @dataclass
@@ -63,7 +65,7 @@ def parse_request(data: bytes) -> HttpRequest | None:
         return None
     # SSDP and its relatives ride on HTTP syntax over UDP; the caller tells them apart.
     headers = _headers(lines[1:])
-    host = headers.get("host")
+    host_header = host = headers.get("host")
     if host:
         host = host.rsplit(":", 1)[0] if not host.startswith("[") else host
     return HttpRequest(
@@ -73,6 +75,7 @@ def parse_request(data: bytes) -> HttpRequest | None:
         host=host or None,
         user_agent=headers.get("user-agent"),
         content_type=headers.get("content-type"),
+        host_header=host_header,
     )
 
 

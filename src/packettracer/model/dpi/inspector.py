@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from packettracer.capture.packet import ACK, ARP, FIN, ICMP, ICMP6, RST, SYN, TCP, UDP, Packet
+from packettracer.model import dnsparse, hostnames, names
 from packettracer.model.dpi import anomaly, http, p0f, protocols, quic, tls
 from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import CONF_DPI, CONF_NAME, CONF_PORT, UNKNOWN
 from packettracer.model.dpi.osfp import HostOS
 from packettracer.model.dpi.rules import Rules, rules
-from packettracer.model.flows import Flow, format_address
+from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
 # Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
@@ -64,6 +66,7 @@ class FlowState:
     signals: list[Signal] = []  # shared empty list: see _signal
     entropy_sample: bytes | None = None
     starttls = False
+    dns_checked = False  # the query name's anomaly signals were looked at
     payloads = 0
     syn_mss = 0
 
@@ -75,6 +78,14 @@ _NO_SIGNALS = FlowState.signals
 # No anomaly reasons: an empty tuple, not a list, so that the flow's ext dict holds only atomic
 # values and the garbage collector need not track it (every ended flow keeps one).
 _NO_REASONS = ()
+# What a flow's end hands the aggregates: (label, category, confidence, protocol, encrypted,
+# anomaly score, anomaly reasons).
+Verdict = tuple[str | None, str, str | None, str | None, bool, int, "list[str] | tuple[()]"]
+_UNKNOWN_VERDICT: Verdict = (None, UNKNOWN, None, None, False, 0, _NO_REASONS)
+# Flow signals that also count against the host that sent the flow.
+_HOST_LEVEL_SIGNALS = frozenset(
+    {"bad_fingerprint", "malware_app", "dns_long_label", "dns_entropy", "bogon"}
+)
 
 
 def _signal(st: FlowState, sig: Signal) -> None:
@@ -91,6 +102,17 @@ def _looks_encrypted(data: bytes) -> bool:
     counts = Counter(data)
     ent = -sum(c / n * math.log2(c / n) for c in counts.values())
     return ent >= 0.88 * math.log2(min(n, 256))
+
+
+def _verdict_of(ext: dict[str, Any] | None) -> Verdict:
+    """The verdict a flow already carries (one the DPI did not inspect)."""
+    if not ext:
+        return _UNKNOWN_VERDICT
+    return (
+        ext.get("app"), ext.get("category") or UNKNOWN, ext.get("confidence"),
+        ext.get("protocol"), bool(ext.get("encrypted")), ext.get("anomaly_score") or 0,
+        ext.get("anomaly_reasons") or _NO_REASONS,
+    )  # fmt: skip
 
 
 class DPIEngine:
@@ -124,7 +146,11 @@ class DPIEngine:
         """Optional callable address -> name (the resolution feature), set by the service."""
         self.name_index: Any = None
         """Optional container of the addresses `name_lookup` may know (others have no name)."""
+        self.name_listener: Callable[[Flow, str, str, float], None] | None = None
+        """Optional callable (flow, name, source, ts) told of each server name a client states
+        (TLS and QUIC SNI, HTTP Host): the resolution feature's name table."""
         self._port_table = self.rules.ports
+        self._port_verdicts: dict[tuple[int, int], Verdict] = {}
 
     # ------------------------------------------------------------------ per packet
 
@@ -377,6 +403,10 @@ class DPIEngine:
             app = self.rules.app_for_name(req.host)
             if app is not None:
                 st.app = app
+            if self.name_listener is not None and req.host_header:
+                name = hostnames.host_header_name(req.host_header.encode("latin-1"))
+                if name is not None:
+                    self.name_listener(flow, name, names.HTTP, flow.last_seen)
         if req.user_agent:
             st.details["user_agent"] = req.user_agent[:300]
             self._host(flow.src).user_agents[req.user_agent[:300]] += 1
@@ -447,6 +477,10 @@ class DPIEngine:
             app = self.rules.app_for_name(hello.sni)
             if app is not None:
                 st.app = app
+            if self.name_listener is not None:
+                name = hostnames.sni_name(hello.sni)
+                if name is not None:
+                    self.name_listener(flow, name, names.SNI, flow.last_seen)
         elif kind == "t":
             _signal(st, signal("tls_no_sni"))
         for fp in (ja4, details["ja3"]):
@@ -531,17 +565,19 @@ class DPIEngine:
         if "malformed" in details:
             _signal(st, signal("malformed", what="DNS message"))
             return
-        info = details.get("_dns")
-        if info is None:
+        msg: dnsparse.DnsMessage | None = details.get("_dns")
+        if msg is None:
             return
-        qname = info["qname"]
-        if qname and "dns_query" not in st.details:
+        qname = msg.qname
+        if qname and not st.dns_checked:
+            st.dns_checked = True
             st.details["dns_query"] = qname[:255]
             for sig in anomaly.dns_name_signals(qname):
                 _signal(st, sig)
+        if self.name_lookup is not None:
+            return  # the resolution feature learns the answers (and we ask it)
         names = self.dns_names
-        for name, rdata in info.get("answers", ()):
-            addr = format_address(bytes.fromhex(rdata))
+        for addr, name, _ttl in msg.addresses():
             names[addr] = name
             names.move_to_end(addr)
             if len(names) > self.max_dns_names:
@@ -577,14 +613,30 @@ class DPIEngine:
             st.done = True
         self._publish(st, flow)
 
-    def _end_unknown(self, st: FlowState | None, flow: Flow) -> None:
+    def _port_verdict(self, proto: int, sport: int, dport: int) -> Verdict:
+        """The verdict of a flow known only by its ports (server port first), built once per
+        port: most flows end here (scans, bare handshakes)."""
+        cache = self._port_verdicts
+        verdict = cache.get((proto, dport))
+        if verdict is None:
+            verdict = cache[(proto, dport)] = self._guess(proto, dport)
+        if verdict is _UNKNOWN_VERDICT:
+            other = cache.get((proto, sport))
+            if other is None:
+                other = cache[(proto, sport)] = self._guess(proto, sport)
+            return other
+        return verdict
+
+    def _guess(self, proto: int, port: int) -> Verdict:
+        protocol = self._port_table.get((proto, port))
+        if protocol is None:
+            return _UNKNOWN_VERDICT
+        info = self.rules.info(protocol)
+        return (protocol, info.category, CONF_PORT, protocol, info.encrypted, 0, _NO_REASONS)
+
+    def _end_unknown(self, st: FlowState | None, flow: Flow) -> Verdict:
         """The common end of a flow no payload rule recognized: a name, else a port guess.
         Most flows end here (scans, bare handshakes), so it is kept flat."""
-        rules_ = self.rules
-        app: str | None = None
-        confidence: str | None = None
-        protocol: str | None = None
-        encrypted = False
         dst = flow.dst
         # _name_for's first steps inline: most addresses have no name anywhere.
         name = self.dns_names.get(dst)
@@ -592,47 +644,46 @@ class DPIEngine:
             index = self.name_index
             if index is None or dst in index:
                 name = self._name_for(dst)
-        if name is not None:
-            app = rules_.app_for_name(name)
-            confidence = CONF_NAME if app else None
-        if app is None:
-            ports = self._port_table
-            proto = flow.proto
-            protocol = ports.get((proto, flow.dport))
-            if protocol is None:
-                protocol = ports.get((proto, flow.sport))
-            if protocol is not None:
-                confidence = CONF_PORT
-                encrypted = rules_.info(protocol).encrypted
-        if st is not None and st.entropy_sample is not None and protocol is None:
-            encrypted = _looks_encrypted(st.entropy_sample)
-        label = app or protocol
+        app = self.rules.app_for_name(name) if name is not None else None
+        if app is not None:
+            category = self.rules.info(app).category
+            encrypted = False
+            if st is not None and st.entropy_sample is not None:
+                encrypted = _looks_encrypted(st.entropy_sample)
+            verdict: Verdict = (app, category, CONF_NAME, None, encrypted, 0, _NO_REASONS)
+        else:
+            verdict = self._port_verdict(flow.proto, flow.sport, flow.dport)
+            if st is not None and st.entropy_sample is not None and verdict[3] is None:
+                encrypted = _looks_encrypted(st.entropy_sample)
+                if encrypted:
+                    verdict = (*verdict[:4], True, 0, _NO_REASONS)
         ext = flow.ext
         if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
-            bogon = False  # the security feature checked every flow's addresses already
-        else:
-            bogon = anomaly.is_bogon(dst)
-        if bogon:
+            pass  # the security feature checked every flow's addresses already
+        elif anomaly.is_bogon(dst):
             sig = signal("bogon", addr=dst)
-            score = sig.weight
-            reasons: list[str] | tuple[()] = [sig.reason]
+            verdict = (*verdict[:5], sig.weight, [sig.reason])
             self._host_signal(flow.src, sig)
-        else:
-            score = 0
-            reasons = _NO_REASONS
-        new = {
-            "app": label,
-            "category": rules_.info(label).category if label else UNKNOWN,
-            "confidence": confidence,
-            "protocol": protocol,
-            "encrypted": encrypted,
-            "anomaly_score": score,
-            "anomaly_reasons": reasons,
-        }
+        label, category, confidence, protocol, encrypted, score, reasons = verdict
         if ext is None:
-            flow.ext = new
+            flow.ext = {
+                "app": label,
+                "category": category,
+                "confidence": confidence,
+                "protocol": protocol,
+                "encrypted": encrypted,
+                "anomaly_score": score,
+                "anomaly_reasons": reasons,
+            }
         else:
-            ext.update(new)
+            ext["app"] = label
+            ext["category"] = category
+            ext["confidence"] = confidence
+            ext["protocol"] = protocol
+            ext["encrypted"] = encrypted
+            ext["anomaly_score"] = score
+            ext["anomaly_reasons"] = reasons
+        return verdict
 
     def _bogon(self, flow: Flow, ext: dict[str, Any] | None) -> bool:
         if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
@@ -692,19 +743,22 @@ class DPIEngine:
             if key[0] != "_":
                 ext[key] = value
 
-    def flow_end(self, flow: Flow) -> None:
+    def flow_end(self, flow: Flow) -> Verdict:
+        """The flow's final verdict, written into `flow.ext` and returned as (label, category,
+        confidence, protocol, encrypted, anomaly score, reasons) for the aggregates."""
         st = self.states.pop(flow.id, None)
-        if st is None:
-            return
         if isinstance(st, int):
-            self._end_unknown(None, flow)  # a TCP flow that never carried payload
-            return
+            return self._end_unknown(None, flow)  # a TCP flow that never carried payload
+        if st is None:
+            return _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
         if st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
-            self._end_unknown(st, flow)
-            return
+            return self._end_unknown(st, flow)
         self._publish(st, flow)
         protocol = st.protocol
-        info = self.rules.info(flow.get("app") or "")
+        ext = flow.ext
+        assert ext is not None  # _publish made it
+        label = ext["app"]
+        info = self.rules.info(label or "")
         encrypted = False
         if protocol is not None and st.confidence == CONF_DPI:
             encrypted = self.rules.info(protocol).encrypted or st.starttls
@@ -712,8 +766,6 @@ class DPIEngine:
             encrypted = _looks_encrypted(st.entropy_sample)
         elif st.confidence == CONF_PORT and protocol is not None:
             encrypted = self.rules.info(protocol).encrypted
-        ext = flow.ext
-        assert ext is not None  # _publish made it
         ext["encrypted"] = encrypted
         signals = list(st.signals)
         if protocol is not None and st.confidence == CONF_DPI:
@@ -732,15 +784,16 @@ class DPIEngine:
             signals.append(signal("bogon", addr=flow.dst))
         if info.category == "malware":
             signals.append(signal("malware_app", app=info.name))
+        reasons: list[str] | tuple[()] = _NO_REASONS
+        score = 0
         if signals:
-            ext["anomaly_score"] = anomaly.combine(signals)
-            ext["anomaly_reasons"] = [s.reason for s in signals]
-        else:
-            ext["anomaly_score"] = 0
-            ext["anomaly_reasons"] = _NO_REASONS
-        if signals:
-            for addr in (flow.src,):
-                for sig in signals:
-                    if sig.name in ("bad_fingerprint", "malware_app", "dns_long_label",
-                                    "dns_entropy", "bogon"):  # fmt: skip
-                        self._host_signal(addr, sig)
+            score = anomaly.combine(signals)
+            reasons = [s.reason for s in signals]
+            for sig in signals:
+                if sig.name in _HOST_LEVEL_SIGNALS:
+                    self._host_signal(flow.src, sig)
+        ext["anomaly_score"] = score
+        ext["anomaly_reasons"] = reasons
+        return (
+            label, ext["category"], ext["confidence"], ext["protocol"], encrypted, score, reasons
+        )  # fmt: skip

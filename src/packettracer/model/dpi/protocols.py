@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from struct import unpack_from
 from typing import Any
 
+from packettracer.model import dnsparse
+
 
 @dataclass
 class Detection:
@@ -110,77 +112,27 @@ def prefix_match(transport: str, data: bytes, forward: bool) -> Detection | None
 # ---------------------------------------------------------------- DNS family
 
 
-def parse_dns_name(data: bytes, pos: int) -> tuple[str, int]:
-    """A (possibly compressed) name at `pos`; returns the name and the position after it."""
-    labels: list[str] = []
-    end = -1
-    jumps = 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("truncated name")
-        n = data[pos]
-        if n == 0:
-            pos += 1
-            break
-        if n & 0xC0 == 0xC0:
-            if pos + 1 >= len(data):
-                raise ValueError("truncated pointer")
-            if end < 0:
-                end = pos + 2
-            pos = ((n & 0x3F) << 8) | data[pos + 1]
-            jumps += 1
-            if jumps > 20:
-                raise ValueError("pointer loop")
-            continue
-        if n & 0xC0:
-            raise ValueError("bad label type")
-        labels.append(data[pos + 1 : pos + 1 + n].decode("ascii", "replace"))
-        pos += 1 + n
-    return ".".join(labels), (end if end >= 0 else pos)
-
-
-def parse_dns(data: bytes) -> dict[str, Any] | None:
-    """Header, first question and A/AAAA answers of a DNS message; None if it is not DNS."""
+def _looks_like_dns(data: bytes) -> bool:
+    """A header with the counts of a real DNS message (one question or a few), so that other
+    protocols on these ports are not taken for it."""
     if len(data) < 17:
+        return False
+    _ident, flags, qd, an, ns, ar = unpack_from("!HHHHHH", data, 0)
+    return 0 < qd <= 8 and (flags >> 11) & 0xF <= 6 and an <= 200 and ns <= 200 and ar <= 200
+
+
+def _dns_detection(name: str, data: bytes) -> Detection | None:
+    if not _looks_like_dns(data):
         return None
-    ident, flags, qd, an, ns, ar = unpack_from("!HHHHHH", data, 0)
-    opcode = (flags >> 11) & 0xF
-    if qd == 0 or qd > 8 or opcode > 6 or an > 200 or ns > 200 or ar > 200:
-        return None
-    try:
-        qname, pos = parse_dns_name(data, 12)
-        if pos + 4 > len(data):
-            return None
-        qtype = unpack_from("!H", data, pos)[0]
-        pos += 4
-        for _ in range(qd - 1):
-            _, pos = parse_dns_name(data, pos)
-            pos += 4
-        answers: list[tuple[str, str]] = []
-        if flags & 0x8000:
-            for _ in range(an):
-                if pos < len(data) and data[pos] & 0xC0 == 0xC0:
-                    pos += 2  # the usual answer name, a pointer to the question: skip it
-                else:
-                    _, pos = parse_dns_name(data, pos)
-                if pos + 10 > len(data):
-                    break
-                rtype, _cls, _ttl, rdlen = unpack_from("!HHIH", data, pos)
-                pos += 10
-                rdata = data[pos : pos + rdlen]
-                pos += rdlen
-                if rtype in (1, 28) and len(rdata) in (4, 16):
-                    answers.append((qname, rdata.hex()))
-    except (ValueError, IndexError):
-        return {"id": ident, "flags": flags, "malformed": True}
-    return {
-        "id": ident,
-        "response": bool(flags & 0x8000),
-        "rcode": flags & 0xF,
-        "qname": qname,
-        "qtype": qtype,
-        "answers": answers,
-    }
+    # The resolution feature parses the same payload next: dnsparse hands it the same message.
+    msg = dnsparse.parse(data)
+    det = Detection(name)
+    if msg is None:
+        det.details["malformed"] = "DNS message does not parse"
+        return det
+    det.details["dns_query"] = msg.qname
+    det.details["_dns"] = msg
+    return det
 
 
 def _dns_udp(data: bytes, sport: int, dport: int, forward: bool) -> Detection | None:
@@ -195,16 +147,7 @@ def _dns_udp(data: bytes, sport: int, dport: int, forward: bool) -> Detection | 
         name = "NetBIOS"
     else:
         return None
-    info = parse_dns(data)
-    if info is None:
-        return None
-    det = Detection(name)
-    if info.get("malformed"):
-        det.details["malformed"] = "DNS message does not parse"
-        return det
-    det.details["dns_query"] = info["qname"]
-    det.details["_dns"] = info
-    return det
+    return _dns_detection(name, data)
 
 
 # ---------------------------------------------------------------- UDP structure
@@ -603,10 +546,10 @@ def _dns_tcp(data: bytes, sport: int, dport: int, forward: bool) -> Detection | 
     (length,) = unpack_from("!H", data, 0)
     if length + 2 < len(data):
         return None
-    info = parse_dns(data[2:])
-    if info is None or info.get("malformed"):
+    det = _dns_detection("DNS", data[2:])
+    if det is None or "malformed" in det.details:
         return None
-    return Detection("DNS", {"dns_query": info["qname"], "_dns": info})
+    return det
 
 
 def _edonkey(data: bytes, sport: int, dport: int, forward: bool) -> Detection | None:
