@@ -78,6 +78,7 @@ class Flow:
         "_tick_bytes",
         "_tick_packets",
         "inspect_left",
+        "inspection",
         "ext",
         "site",
     )
@@ -114,6 +115,9 @@ class Flow:
         self._tick_packets = 0
         # How many more packets the analyzers (DPI, names) want to see of this flow.
         self.inspect_left = 0
+        # The packet inspector's working state while it reads the flow's first packets (the
+        # DPI's): kept on the flow, where the next packet finds it without a lookup.
+        self.inspection: Any = None
         # Facts that later stages add (app, category, names, geo, ...); None until one does.
         self.ext: dict[str, Any] | None = None
         # Which capture site the flow came from (remote agents); None for local capture.

@@ -92,19 +92,23 @@ FEED_CHUNK = 4096
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Raise the cyclic GC's first threshold while a file is analyzed.
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file is analyzed.
 
-    Every decoded packet is an allocation, so the default threshold (700) runs a collection every
-    few hundred packets, each walking the young flows again; packets die by reference counting
-    and need none of it. Measured on the benchmark capture: ~20% of the CPU time.
+    The pipeline frees what it is done with by reference counting; the cyclic collector only
+    walks the live flows and the features' tables again and again. Measured on the benchmark
+    capture: its collections found no garbage at all during the analysis (the runtime's own
+    cycles are freed after it), the peak RSS is the same without them, and they cost ~10% of
+    the CPU time (more with every feature attached: each feature's state is walked too).
+    The collector is back on as soon as the analysis ends.
     """
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], 100_000), old[1], old[2])
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        if was_enabled:
+            gc.enable()
 
 
 async def analyze_file_async(
@@ -126,7 +130,7 @@ async def analyze_file_async(
     truncated_at: int | None = None
     runtime.start()
     try:
-        with CaptureReader(path) as reader, _fewer_collections():
+        with CaptureReader(path) as reader, _no_cyclic_gc():
             frames = iter(reader)
             feed = pipeline.feed
             while True:

@@ -21,7 +21,7 @@ from packettracer.model.flows import Flow
 CLIENT_BUFFER = 16384
 # Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
 # latest, we keep the counts of the first ones).
-HOST_SYN_SAMPLES = 32
+HOST_SYN_SAMPLES = 8
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})
 _ZERO4 = b"\x00\x00\x00\x00"
 _TLS_RECORD_TYPES = frozenset({0x14, 0x15, 0x17})  # change_cipher_spec, alert, application_data
@@ -82,6 +82,27 @@ _NO_REASONS = ()
 # anomaly score, anomaly reasons).
 Verdict = tuple[str | None, str, str | None, str | None, bool, int, "list[str] | tuple[()]"]
 _UNKNOWN_VERDICT: Verdict = (None, UNKNOWN, None, None, False, 0, _NO_REASONS)
+
+
+def _fields(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as the flow's ext fields."""
+    label, category, confidence, protocol, encrypted, score, reasons = verdict
+    return {
+        "app": label,
+        "category": category,
+        "confidence": confidence,
+        "protocol": protocol,
+        "encrypted": encrypted,
+        "anomaly_score": score,
+        "anomaly_reasons": reasons,
+    }
+
+
+# A verdict with its fields (copied into each flow it fits: one C-level copy, not 7 stores).
+_Cached = tuple[Verdict, dict[str, Any]]
+_UNKNOWN_CACHED: _Cached = (_UNKNOWN_VERDICT, _fields(_UNKNOWN_VERDICT))
+# Protocols whose application may come from a name learned after the handshake (no SNI).
+_NAMED_LATER = frozenset({"TLS", "QUIC", "HTTP"})
 # Flow signals that also count against the host that sent the flow.
 _HOST_LEVEL_SIGNALS = frozenset(
     {"bad_fingerprint", "malware_app", "dns_long_label", "dns_entropy", "bogon"}
@@ -124,8 +145,6 @@ class DPIEngine:
         self.rules = rule_set or rules()
         self.p0f = p0f.database()
         self.bad_fingerprints = bad_fingerprints or {}
-        # flow id -> its state; a bare int for a TCP flow without payload yet (its SYN's MSS)
-        self.states: dict[int, FlowState | int] = {}
         self.hosts: OrderedDict[str, HostOS] = OrderedDict()
         self.max_hosts = 50000
         # address -> name learned from DNS answers (for flows with no name of their own)
@@ -150,30 +169,30 @@ class DPIEngine:
         """Optional callable (flow, name, source, ts) told of each server name a client states
         (TLS and QUIC SNI, HTTP Host): the resolution feature's name table."""
         self._port_table = self.rules.ports
-        self._port_verdicts: dict[tuple[int, int], Verdict] = {}
+        self._port_verdicts: dict[tuple[int, int], _Cached] = {}
 
     # ------------------------------------------------------------------ per packet
 
     def packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
-        states = self.states
-        fid = flow.id
-        st = states.get(fid)
+        # The flow's state (`flow.inspection`): a bare int for a TCP flow without payload yet
+        # (its SYN's MSS), a FlowState once payload came.
+        st = flow.inspection
         proto = pkt.proto
         if st is None or isinstance(st, int):
             # A TCP flow without payload so far (most of them: scans, bare handshakes) is
             # just its SYN's MSS: no state object for the collector to track until data comes.
             if proto == TCP and not pkt.payload:
                 if pkt.tcp_flags & SYN:
-                    states[fid] = self._syn(pkt, flow, forward, st or 0)
+                    flow.inspection = self._syn(pkt, flow, forward, st or 0)
                 elif st is None:
-                    states[fid] = 0
+                    flow.inspection = 0
                 return
             new = FlowState()
             if st is not None:
                 new.syn_mss = st
             elif flow.proto != TCP and flow.proto != UDP:
                 self._other(new, flow)
-            st = states[fid] = new
+            st = flow.inspection = new
         if proto == TCP and pkt.tcp_flags & SYN:
             st.syn_mss = self._syn(pkt, flow, forward, st.syn_mss)
         if st.done:
@@ -613,26 +632,28 @@ class DPIEngine:
             st.done = True
         self._publish(st, flow)
 
-    def _port_verdict(self, proto: int, sport: int, dport: int) -> Verdict:
-        """The verdict of a flow known only by its ports (server port first), built once per
-        port: most flows end here (scans, bare handshakes)."""
+    def _port_verdict(self, proto: int, sport: int, dport: int) -> _Cached:
+        """The verdict of a flow known only by its ports (server port first), with its fields
+        as a dict to copy into the flow, built once per port: most flows end here (scans, bare
+        handshakes)."""
         cache = self._port_verdicts
-        verdict = cache.get((proto, dport))
-        if verdict is None:
-            verdict = cache[(proto, dport)] = self._guess(proto, dport)
-        if verdict is _UNKNOWN_VERDICT:
+        hit = cache.get((proto, dport))
+        if hit is None:
+            hit = cache[(proto, dport)] = self._guess(proto, dport)
+        if hit[0] is _UNKNOWN_VERDICT:
             other = cache.get((proto, sport))
             if other is None:
                 other = cache[(proto, sport)] = self._guess(proto, sport)
             return other
-        return verdict
+        return hit
 
-    def _guess(self, proto: int, port: int) -> Verdict:
+    def _guess(self, proto: int, port: int) -> _Cached:
         protocol = self._port_table.get((proto, port))
         if protocol is None:
-            return _UNKNOWN_VERDICT
+            return _UNKNOWN_CACHED
         info = self.rules.info(protocol)
-        return (protocol, info.category, CONF_PORT, protocol, info.encrypted, 0, _NO_REASONS)
+        verdict = (protocol, info.category, CONF_PORT, protocol, info.encrypted, 0, _NO_REASONS)
+        return verdict, _fields(verdict)
 
     def _end_unknown(self, st: FlowState | None, flow: Flow) -> Verdict:
         """The common end of a flow no payload rule recognized: a name, else a port guess.
@@ -645,6 +666,7 @@ class DPIEngine:
             if index is None or dst in index:
                 name = self._name_for(dst)
         app = self.rules.app_for_name(name) if name is not None else None
+        template: dict[str, Any] | None = None  # a shared dict of the fields: copied, not kept
         if app is not None:
             category = self.rules.info(app).category
             encrypted = False
@@ -652,37 +674,32 @@ class DPIEngine:
                 encrypted = _looks_encrypted(st.entropy_sample)
             verdict: Verdict = (app, category, CONF_NAME, None, encrypted, 0, _NO_REASONS)
         else:
-            verdict = self._port_verdict(flow.proto, flow.sport, flow.dport)
-            if st is not None and st.entropy_sample is not None and verdict[3] is None:
-                encrypted = _looks_encrypted(st.entropy_sample)
-                if encrypted:
-                    verdict = (*verdict[:4], True, 0, _NO_REASONS)
+            verdict, template = self._port_verdict(flow.proto, flow.sport, flow.dport)
+            if (
+                st is not None
+                and st.entropy_sample is not None
+                and verdict[3] is None
+                and _looks_encrypted(st.entropy_sample)
+            ):
+                verdict = (*verdict[:4], True, 0, _NO_REASONS)
+                template = None
         ext = flow.ext
         if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
             pass  # the security feature checked every flow's addresses already
         elif anomaly.is_bogon(dst):
             sig = signal("bogon", addr=dst)
             verdict = (*verdict[:5], sig.weight, [sig.reason])
+            template = None
             self._host_signal(flow.src, sig)
-        label, category, confidence, protocol, encrypted, score, reasons = verdict
-        if ext is None:
-            flow.ext = {
-                "app": label,
-                "category": category,
-                "confidence": confidence,
-                "protocol": protocol,
-                "encrypted": encrypted,
-                "anomaly_score": score,
-                "anomaly_reasons": reasons,
-            }
+        if template is None:
+            if ext is None:
+                flow.ext = _fields(verdict)
+            else:
+                ext.update(_fields(verdict))
+        elif ext is None:
+            flow.ext = template.copy()
         else:
-            ext["app"] = label
-            ext["category"] = category
-            ext["confidence"] = confidence
-            ext["protocol"] = protocol
-            ext["encrypted"] = encrypted
-            ext["anomaly_score"] = score
-            ext["anomaly_reasons"] = reasons
+            ext.update(template)
         return verdict
 
     def _bogon(self, flow: Flow, ext: dict[str, Any] | None) -> bool:
@@ -716,7 +733,7 @@ class DPIEngine:
                 guess = self.rules.port_guess(flow.proto, flow.sport, flow.dport)
                 if guess is not None:
                     protocol, confidence = guess, CONF_PORT
-        elif app is None and protocol in ("TLS", "QUIC", "HTTP") and "sni" not in st.details:
+        elif app is None and protocol in _NAMED_LATER and "sni" not in st.details:
             name = self._name_for(flow.dst)
             named = self.rules.app_for_name(name) if name else None
             if named is not None:
@@ -746,16 +763,26 @@ class DPIEngine:
     def flow_end(self, flow: Flow) -> Verdict:
         """The flow's final verdict, written into `flow.ext` and returned as (label, category,
         confidence, protocol, encrypted, anomaly score, reasons) for the aggregates."""
-        st = self.states.pop(flow.id, None)
+        st = flow.inspection
+        flow.inspection = None
         if isinstance(st, int):
             return self._end_unknown(None, flow)  # a TCP flow that never carried payload
         if st is None:
             return _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
-        if st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
-            return self._end_unknown(st, flow)
-        self._publish(st, flow)
         protocol = st.protocol
+        if protocol is None and st.signals is _NO_SIGNALS and not st.details:
+            return self._end_unknown(st, flow)
         ext = flow.ext
+        if not (
+            # A finished inspection was published as it finished and nothing changed since,
+            # unless its application hangs on a name learned later.
+            st.done
+            and protocol is not None
+            and ext is not None
+            and (st.app is not None or protocol not in _NAMED_LATER or "sni" in st.details)
+        ):
+            self._publish(st, flow)
+            ext = flow.ext
         assert ext is not None  # _publish made it
         label = ext["app"]
         info = self.rules.info(label or "")

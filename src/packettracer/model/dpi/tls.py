@@ -60,6 +60,7 @@ class TLSParseError(ValueError):
 
 
 _FINGERPRINTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+_JA3S: dict[tuple[Any, ...], str] = {}
 
 
 @dataclass
@@ -164,8 +165,16 @@ class ServerHello:
         return self.selected_version or self.version
 
     def ja3s(self) -> str:
-        text = f"{self.version},{self.cipher}," + "-".join(str(e) for e in self.extensions)
-        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+        # A server answers its clients alike: hash each distinct answer once.
+        key = (self.version, self.cipher, tuple(self.extensions))
+        hit = _JA3S.get(key)
+        if hit is None:
+            text = f"{self.version},{self.cipher}," + "-".join(str(e) for e in self.extensions)
+            hit = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+            if len(_JA3S) >= 4096:
+                _JA3S.clear()
+            _JA3S[key] = hit
+        return hit
 
 
 @dataclass
