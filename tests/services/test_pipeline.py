@@ -205,3 +205,54 @@ def test_settings_reach_the_flow_table() -> None:
     settings.flows.max_flows = 3
     result = analyze_file(str(DATA / "dns_fragmented.pcap"), settings)
     assert result.summary["flows_evicted"] > 0 and len(result.flows) == 21
+
+
+class PortWatcher(Recorder):
+    name = "port-watcher"
+    ports = frozenset({53})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port_seen: list[tuple[int, bool]] = []
+
+    def on_port_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
+        self.port_seen.append((flow.id, forward))
+
+
+def test_port_hooks_see_every_packet_of_their_ports_and_reconfigure_applies() -> None:
+    first = Recorder(inspect=1)
+    dns = PortWatcher()
+    pipeline = Pipeline(analyzers=[first, dns])
+    feed_file(pipeline, "dns.pcap")  # 5 DNS packets in 2 conversations (tshark), all port 53
+    assert len(dns.port_seen) == 5 and dns.seen == []
+    assert len(first.seen) == 2  # the first packet of each flow
+    feed_file(pipeline, "5-pings.pcap")  # no port 53: the port hook is not called
+    assert len(dns.port_seen) == 5
+    first.inspect_packets = 0
+    pipeline.reconfigure()
+    before = len(first.seen)
+    feed_file(pipeline, "http.pcap")
+    assert len(first.seen) == before  # no longer an inspector
+    assert len(dns.port_seen) == 7  # http.pcap carries one DNS query and its answer
+
+
+def test_report_pauses_the_cyclic_gc_only_while_it_analyzes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    states: list[bool] = []
+    feed = Pipeline.feed
+
+    def watched(self: Pipeline, frames: Any) -> None:
+        states.append(gc.isenabled())
+        feed(self, frames)
+
+    monkeypatch.setattr(Pipeline, "feed", watched)
+    assert gc.isenabled()
+    analyze_file(str(DATA / "http.pcap"))
+    assert states and not any(states)
+    assert gc.isenabled()
+    with pytest.raises(CaptureFileError):
+        analyze_file(str(DATA / "no-such.pcap"))
+    assert gc.isenabled()  # back on after a failure too

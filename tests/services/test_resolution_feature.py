@@ -175,3 +175,33 @@ def test_a_client_hello_split_across_segments_still_names_the_flow() -> None:
         flow = table.update(pkt)
         feature.analyzer.on_packet(pkt, flow, table.last_forward)
     assert hello_seen
+
+
+@pytest.mark.parametrize("dpi", [True, False], ids=["names-from-dpi", "own-reading"])
+def test_names_are_the_same_whoever_reads_the_first_packets(dpi: bool) -> None:
+    """With the DPI on, it alone reads each flow's first packets and hands the SNI and Host names
+    over; without it, the resolution feature reads them itself. The flows get the same names."""
+    from packettracer.services.features import install_features
+    from packettracer.services.resolution_feature import NAME_PACKETS
+
+    s = settings()
+    s.dpi.enabled = dpi
+    runtime = Runtime(s)
+    features = {f.name: f for f in install_features(runtime, "report")}
+    resolution = features["resolution"]
+    assert resolution.analyzer.inspect_packets == (0 if dpi else NAME_PACKETS)
+    names = {}
+    for name, dst, dport in (
+        ("443-curl.pcap", "178.62.197.130", 443),
+        ("http.pcap", "65.208.228.223", 80),
+        ("quic-29.pcap", None, 443),
+    ):
+        result = analyze_file(str(capture(name)), s)
+        flows = [f for f in result.flows if f["dport"] == dport and dst in (None, f["dst"])]
+        names[name] = {(f["name"], f["name_source"]) for f in flows}
+    assert names["443-curl.pcap"] == {("www.ntop.org", "sni")}
+    assert names["http.pcap"] == {("www.ethereal.com", "http")}
+    # QUIC's SNI is in its encrypted Initial: only the DPI decrypts it, so without the DPI
+    # the flow stays unnamed.
+    quic = names["quic-29.pcap"]
+    assert all(src == "sni" for _, src in quic) if dpi else quic == {(None, None)}

@@ -153,3 +153,37 @@ def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
     assert ext["anomaly_score"] == anomaly.combine(
         [anomaly.signal("unexpected_port"), anomaly.signal("bogon")]
     )
+
+
+def _dns_query(qname: str) -> bytes:
+    """A DNS query for `qname` (type A), as a resolver client sends it."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in qname.split("."))
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x00\x01\x00\x01"
+
+
+def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
+    from packettracer.capture.packet import Packet
+    from packettracer.model.dpi.inspector import DPIEngine
+    from packettracer.model.flows import FlowTable
+
+    engine = DPIEngine()
+    table = FlowTable()
+    pkt = Packet()
+    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = UDP, 4, 64, 1.0
+    pkt.src, pkt.dst = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 53])
+    pkt.sport, pkt.dport = 53000, 53
+    pkt.payload = _dns_query("xj4k9qz7w2mplr8vt5hy3ncd.example.com")
+    flow = table.update(pkt)
+    engine.packet(pkt, flow, table.last_forward)
+    engine.flow_end(flow)
+    ext = flow.ext
+    assert ext["protocol"] == "DNS" and ext["dns_query"] == "xj4k9qz7w2mplr8vt5hy3ncd.example.com"
+    assert any("random-looking label" in r for r in ext["anomaly_reasons"])
+    assert ext["anomaly_score"] >= 30
+    assert [s.name for s in engine.host_signals["10.0.0.2"]] == ["dns_entropy"]
+    # An ordinary name: no signal.
+    pkt.sport, pkt.payload, pkt.ts = 53001, _dns_query("www.example.com"), 2.0
+    plain = table.update(pkt)
+    engine.packet(pkt, plain, table.last_forward)
+    engine.flow_end(plain)
+    assert plain.ext["anomaly_score"] == 0 and plain.ext["anomaly_reasons"] == ()
