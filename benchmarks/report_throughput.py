@@ -115,7 +115,8 @@ def feature_breakdown(pcap: Path) -> None:
             label = f"{type(analyzer).__module__.rsplit('.', 1)[-1]}.{type(analyzer).__name__}"
             analyzer.on_packet = timed(f"{label}.on_packet", analyzer.on_packet)  # type: ignore[method-assign]
             analyzer.on_flow_end = timed(f"{label}.on_flow_end", analyzer.on_flow_end)  # type: ignore[method-assign]
-        pipeline._all_packets = [(a, a.on_packet) for a, _hook in pipeline._all_packets]
+            analyzer.on_port_packet = timed(f"{label}.on_port_packet", analyzer.on_port_packet)  # type: ignore[method-assign]
+        pipeline.reconfigure()  # the dispatch lists take the timed hooks
         runtime.start()
         start = time.perf_counter()
         with CaptureReader(pcap) as reader:
