@@ -684,9 +684,7 @@ class DPIEngine:
                 verdict = (*verdict[:4], True, 0, _NO_REASONS)
                 template = None
         ext = flow.ext
-        if self.bogons_flagged and (ext is None or ext.get("threat") != "bogon"):
-            pass  # the security feature checked every flow's addresses already
-        elif anomaly.is_bogon(dst):
+        if self._bogon(flow, ext):
             sig = signal("bogon", addr=dst)
             verdict = (*verdict[:5], sig.weight, [sig.reason])
             template = None
