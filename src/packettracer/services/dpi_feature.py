@@ -93,16 +93,18 @@ class DPIAnalyzer(Analyzer):
         self.feature = feature
         self.engine = feature.engine
         self.inspect_packets = inspect_packets
-        # The engine's method itself: one call less per inspected packet.
+        # The engine's methods themselves: one call less per inspected packet and per flow.
+        # The engine hands each verdict on to the aggregates.
         self.on_packet = self.engine.packet  # type: ignore[method-assign]
-        self._flow_end = self.engine.flow_end
-        self._account = feature.account
+        self.on_flow_end = self.engine.flow_end  # type: ignore[method-assign,assignment]
+        self.engine.ended_listener = feature.account
+        self.engine.flagged_listener = feature.flagged
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
         self.engine.packet(pkt, flow, forward)
 
     def on_flow_end(self, flow: Flow) -> None:
-        self._account(flow, self._flow_end(flow))
+        self.engine.flow_end(flow)
 
     def on_start(self) -> None:
         """What the other features do, once they are all attached."""
@@ -177,70 +179,103 @@ class DPIFeature:
 
     # ------------------------------------------------------------------ accounting
 
-    def account(self, flow: Flow, verdict: Verdict) -> None:
-        """Add an ended flow and its verdict to the aggregates (called for every flow: kept
-        lean)."""
-        label, category, _, protocol, encrypted, score, _ = verdict
-        nbytes = flow.bytes_fwd + flow.bytes_rev
-        proto = flow.proto
-        if proto in (TCP, UDP):
+    def account(self, batch: list[tuple[Flow, Verdict]]) -> None:
+        """Add ended flows and their verdicts to the aggregates. Every flow passes here, so the
+        loop is kept flat, with what it uses in locals."""
+        totals = self.totals
+        totals_get = totals.get
+        local_of = self._local
+        local_get = local_of.get
+        distinct = self.distinct
+        distinct_get = distinct.get
+        beacons = self.beacons
+        beacons_get = beacons.get
+        fan_out = self.fan_out_threshold
+        fan_out_flagged = self._fan_out_flagged
+        unknown = UNKNOWN
+        for flow, verdict in batch:
+            label, category, _, protocol, encrypted, _, _ = verdict
+            nbytes = flow.bytes_fwd + flow.bytes_rev
+            proto = flow.proto
+            if proto != TCP and proto != UDP:
+                key: tuple[Any, ...] = (
+                    label or unknown,
+                    category,
+                    encrypted,
+                    proto,
+                    0,
+                    False,
+                    None,
+                )
+                t = totals_get(key)
+                if t is None:
+                    totals[key] = [1, nbytes]
+                else:
+                    t[0] += 1
+                    t[1] += nbytes
+                continue
+            src = flow.src
             dst = flow.dst
             dport = flow.dport
-            local = self._local.get(dst)
+            local = local_get(dst)
             if local is None:
                 local = is_local(dst)
-                if len(self._local) < MAX_LOCAL_CACHE:
-                    self._local[dst] = local
-            key = (label or UNKNOWN, category, encrypted, proto, dport, local, protocol or label)
-        else:
-            key = (label or UNKNOWN, category, encrypted, proto, 0, False, None)
-        totals = self.totals
-        t = totals.get(key)
-        if t is None:
-            totals[key] = [1, nbytes]
-        else:
-            t[0] += 1
-            t[1] += nbytes
-        if proto in (TCP, UDP):
-            src = flow.src
-            seen = self.distinct.get(src)
+                if len(local_of) < MAX_LOCAL_CACHE:
+                    local_of[dst] = local
+            key = (label or unknown, category, encrypted, proto, dport, local, protocol or label)
+            t = totals_get(key)
+            if t is None:
+                totals[key] = [1, nbytes]
+            else:
+                t[0] += 1
+                t[1] += nbytes
+            seen = distinct_get(src)
             if seen is None:
                 seen = set()
-                if len(self.distinct) < MAX_PORT_HOSTS:
-                    self.distinct[src] = seen
+                if len(distinct) < MAX_PORT_HOSTS:
+                    distinct[src] = seen
             n = len(seen)
             if n < MAX_DISTINCT:
                 seen.add((dst, dport))
-                if n + 1 >= self.fan_out_threshold and src not in self._fan_out_flagged:
+                if n + 1 >= fan_out and src not in fan_out_flagged:
                     n = len(seen)
-                    if n >= self.fan_out_threshold:
-                        self._fan_out_flagged.add(src)
+                    if n >= fan_out:
+                        fan_out_flagged.add(src)
                         self.engine._host_signal(src, signal("fan_out", host=src, n=n))
             if nbytes <= BEACON_MAX_BYTES:
                 bkey = (src, dst, dport, proto)
-                group = self.beacons.get(bkey)
+                group = beacons_get(bkey)
                 if group is None:
-                    if len(self.beacons) < MAX_BEACON_GROUPS:
-                        self.beacons[bkey] = [flow.first_seen]
+                    if len(beacons) < MAX_BEACON_GROUPS:
+                        beacons[bkey] = [flow.first_seen]
                 elif len(group) < 64:
                     group.append(flow.first_seen)
-        if score or category == "malware":
-            if score >= 30 and len(self.flagged_flows) < 1000:
-                self.flagged_flows.append(_flow_brief(flow))
-            for listener in self.flagged_listeners:
-                listener(flow)
+
+    def flagged(self, flow: Flow) -> None:
+        """An ended flow with an anomaly score or classified malware."""
+        score = flow.get("anomaly_score") or 0
+        if score >= 30 and len(self.flagged_flows) < 1000:
+            self.flagged_flows.append(_flow_brief(flow))
+        for listener in self.flagged_listeners:
+            listener(flow)
+
+    def sync(self) -> None:
+        """Bring the aggregates up to date with every flow ended so far (views call it)."""
+        self.engine.flush_ended()
 
     async def finish(self) -> None:
         """End of a capture file: host-level signals that need every flow."""
         self.detect_beacons()
 
     def tick(self, now: float) -> None:
+        self.sync()
         if now >= self._next_beacon_check:
             self._next_beacon_check = now + 30.0
             self.detect_beacons()
 
     def detect_beacons(self) -> None:
         """Groups of small flows from one host to one service at a regular period."""
+        self.sync()
         for key, times in self.beacons.items():
             if len(times) < 5 or key in self.beacon_hits:
                 continue
@@ -259,6 +294,7 @@ class DPIFeature:
 
     def breakdown(self, include_live: bool = True) -> dict[str, Any]:
         """Category and application totals (ended flows plus, optionally, the live ones)."""
+        self.sync()
         categories: dict[str, tuple[int, int]] = {}
         apps: dict[str, tuple[int, int]] = {}
         enc = [0, 0]
@@ -303,6 +339,7 @@ class DPIFeature:
 
     def port_table(self, include_live: bool = True) -> list[dict[str, Any]]:
         """Per (protocol, server port, local or remote side): service, flows, bytes."""
+        self.sync()
         rows: dict[tuple[str, int, str], list[int]] = {}
         services: dict[tuple[str, int, str], Counter[str]] = {}
 
@@ -349,6 +386,7 @@ class DPIFeature:
 
     def scanners(self, limit: int = 20) -> list[dict[str, Any]]:
         """Hosts by the number of distinct host:port pairs they contacted (the scan view)."""
+        self.sync()
         counts: dict[str, set[tuple[str, int]]] = {k: set(v) for k, v in self.distinct.items()}
         for flow in self.live_flows():
             if flow.proto in (TCP, UDP):
@@ -369,6 +407,7 @@ class DPIFeature:
 
     def hosts(self) -> list[dict[str, Any]]:
         """Every host with an OS verdict: ip, os, confidence, signals (and its anomaly score)."""
+        self.sync()
         out = []
         for addr, host in self.engine.hosts.items():
             verdict = host.verdict()
@@ -390,6 +429,7 @@ class DPIFeature:
         return out
 
     def host_anomalies(self) -> list[dict[str, Any]]:
+        self.sync()
         out: list[dict[str, Any]] = [
             {"ip": addr, "score": anomaly.combine(sigs), "reasons": [s.reason for s in sigs]}
             for addr, sigs in self.engine.host_signals.items()

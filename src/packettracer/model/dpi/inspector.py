@@ -19,6 +19,8 @@ from packettracer.model.dpi.rules import Rules, rules
 from packettracer.model.flows import Flow
 
 CLIENT_BUFFER = 16384
+# Ended flows handed to the aggregates at a time.
+ENDED_BATCH = 1024
 # Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
 # latest, we keep the counts of the first ones).
 HOST_SYN_SAMPLES = 8
@@ -168,6 +170,13 @@ class DPIEngine:
         self.name_listener: Callable[[Flow, str, str, float], None] | None = None
         """Optional callable (flow, name, source, ts) told of each server name a client states
         (TLS and QUIC SNI, HTTP Host): the resolution feature's name table."""
+        self.ended: list[tuple[Flow, Verdict]] = []
+        self.ended_listener: Callable[[list[tuple[Flow, Verdict]]], None] | None = None
+        """Optional callable handed the ended flows with their verdicts, in batches of up to
+        ENDED_BATCH (the aggregates); `flush_ended` hands over the rest."""
+        self.flagged_listener: Callable[[Flow], None] | None = None
+        """Optional callable told at once of each ended flow with an anomaly score or
+        classified malware."""
         self._port_table = self.rules.ports
         self._port_verdicts: dict[tuple[int, int], _Cached] = {}
 
@@ -759,17 +768,58 @@ class DPIEngine:
                 ext[key] = value
 
     def flow_end(self, flow: Flow) -> Verdict:
-        """The flow's final verdict, written into `flow.ext` and returned as (label, category,
-        confidence, protocol, encrypted, anomaly score, reasons) for the aggregates."""
+        """The flow's final verdict, written into `flow.ext`, handed to the listeners and
+        returned as (label, category, confidence, protocol, encrypted, anomaly score, reasons)."""
         st = flow.inspection
         flow.inspection = None
-        if isinstance(st, int):
-            return self._end_unknown(None, flow)  # a TCP flow that never carried payload
-        if st is None:
-            return _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
+        if st.__class__ is int:
+            # A TCP flow that never carried payload: most flows (scans, bare handshakes), so
+            # the usual case is settled here, a copy of its port's verdict. A name for the
+            # address, or a bogon check still to make, takes the longer way.
+            dst = flow.dst
+            ext = flow.ext
+            index = self.name_index
+            if (
+                self.bogons_flagged
+                and (ext is None or ext.get("threat") != "bogon")
+                and dst not in self.dns_names
+                and (self.name_lookup is None or (index is not None and dst not in index))
+            ):
+                cached = self._port_verdicts.get((TCP, flow.dport))
+                if cached is None or cached[0] is _UNKNOWN_VERDICT:
+                    cached = self._port_verdict(TCP, flow.sport, flow.dport)
+                verdict = cached[0]
+                if ext is None:
+                    flow.ext = cached[1].copy()
+                else:
+                    ext.update(cached[1])
+            else:
+                verdict = self._end_unknown(None, flow)
+        elif st is None:
+            verdict = _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
+        elif st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
+            verdict = self._end_unknown(st, flow)
+        else:
+            verdict = self._end_inspected(st, flow)
+        if self.ended_listener is not None:
+            # The aggregates take ended flows in batches: one call per batch, not per flow.
+            ended = self.ended
+            ended.append((flow, verdict))
+            if len(ended) >= ENDED_BATCH:
+                self.flush_ended()
+        if (verdict[5] or verdict[1] == "malware") and self.flagged_listener is not None:
+            self.flagged_listener(flow)
+        return verdict
+
+    def flush_ended(self) -> None:
+        """Hand the ended flows not yet handed over to `ended_listener`."""
+        batch = self.ended
+        if batch and self.ended_listener is not None:
+            self.ended = []
+            self.ended_listener(batch)
+
+    def _end_inspected(self, st: FlowState, flow: Flow) -> Verdict:
         protocol = st.protocol
-        if protocol is None and st.signals is _NO_SIGNALS and not st.details:
-            return self._end_unknown(st, flow)
         ext = flow.ext
         if not (
             # A finished inspection was published as it finished and nothing changed since,
