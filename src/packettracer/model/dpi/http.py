@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 METHODS = (
@@ -43,14 +44,21 @@ class HttpResponse:
     content_type: str | None = None
 
 
-def _headers(lines: list[bytes]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in lines:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        key = name.strip().lower().decode("latin-1")
-        out.setdefault(key, value.strip().decode("latin-1"))
+# The header lines the DPI reads (every line but the first): name, then the rest of its line.
+# One scan in C over the head instead of splitting and decoding every header line.
+_WANTED = re.compile(
+    rb"\r\n[ \t\x0b\x0c\r\n]*(host|user-agent|content-type|server)[ \t\x0b\x0c]*:(.*?)(?=\r\n|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _headers(head: bytes) -> dict[bytes, str]:
+    """The wanted headers of a message head (lower-case names; the first of a repeated one)."""
+    out: dict[bytes, str] = {}
+    for m in _WANTED.finditer(head):
+        key = m.group(1).lower()
+        if key not in out:
+            out[key] = m.group(2).strip().decode("latin-1")
     return out
 
 
@@ -59,13 +67,12 @@ def parse_request(data: bytes) -> HttpRequest | None:
     if not data or data[0] not in FIRST_BYTES or not data.startswith(METHODS):
         return None
     head = data.split(b"\r\n\r\n", 1)[0]
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
         return None
     # SSDP and its relatives ride on HTTP syntax over UDP; the caller tells them apart.
-    headers = _headers(lines[1:])
-    host_header = host = headers.get("host")
+    headers = _headers(head)
+    host_header = host = headers.get(b"host")
     if host:
         host = host.rsplit(":", 1)[0] if not host.startswith("[") else host
     return HttpRequest(
@@ -73,8 +80,8 @@ def parse_request(data: bytes) -> HttpRequest | None:
         target=parts[1].decode("latin-1")[:200],
         version=parts[2].decode("latin-1"),
         host=host or None,
-        user_agent=headers.get("user-agent"),
-        content_type=headers.get("content-type"),
+        user_agent=headers.get(b"user-agent"),
+        content_type=headers.get(b"content-type"),
         host_header=host_header,
     )
 
@@ -83,14 +90,13 @@ def parse_response(data: bytes) -> HttpResponse | None:
     if not data.startswith(b"HTTP/1."):
         return None
     head = data.split(b"\r\n\r\n", 1)[0]
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         return None
-    headers = _headers(lines[1:])
+    headers = _headers(head)
     return HttpResponse(
         version=parts[0].decode("latin-1"),
         status=int(parts[1]),
-        server=headers.get("server"),
-        content_type=headers.get("content-type"),
+        server=headers.get(b"server"),
+        content_type=headers.get(b"content-type"),
     )

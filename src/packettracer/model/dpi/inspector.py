@@ -156,6 +156,9 @@ class DPIEngine:
         self._ttl_hosts = self.ttl.hosts
         self._ttl_jump = self.ttl.jump
         self._ttl_warmup = self.ttl.warmup
+        # Senders with HOST_SYN_SAMPLES fingerprinted handshakes and a TTL past its warm-up:
+        # address -> the (lowest, highest) TTL that is no news.
+        self._settled: dict[str, tuple[int, int]] = {}
         self.host_signals: dict[str, list[Signal]] = {}
         self.parse_errors: Counter[str] = Counter()
         self._p0f_cache: dict[tuple[Any, ...], tuple[tuple[str, str] | None, int]] = {}
@@ -191,7 +194,18 @@ class DPIEngine:
             # A TCP flow without payload so far (most of them: scans, bare handshakes) is
             # just its SYN's MSS: no state object for the collector to track until data comes.
             if proto == TCP and not pkt.payload:
-                if pkt.tcp_flags & SYN:
+                flags = pkt.tcp_flags
+                if flags & SYN:
+                    if st is None and not flags & (ACK | FIN | RST):
+                        # A plain SYN from a host whose verdict is sampled and whose TTL is
+                        # settled (a scanner's SYNs, a busy client's): only its MSS is kept.
+                        span = self._settled.get(flow.src if forward else flow.dst)
+                        if span is not None and span[0] <= pkt.ttl <= span[1]:
+                            opts = pkt.tcp_options
+                            flow.inspection = (
+                                (opts[2] << 8) | opts[3] if opts[:2] == b"\x02\x04" else 0
+                            )
+                            return
                     flow.inspection = self._syn(pkt, flow, forward, st or 0)
                 elif st is None:
                     flow.inspection = 0
@@ -267,6 +281,14 @@ class DPIEngine:
                 or not (entry[2] or -self._ttl_jump <= ttl - entry[0] <= self._ttl_jump)
             ):
                 self._see_ttl(sender, ttl)
+            elif sender not in self._settled:
+                # Past its warm-up: the TTLs that say nothing new (any, once flagged).
+                settled = self._settled
+                if len(settled) >= self.ttl.max_hosts:
+                    settled.clear()
+                base = entry[0]
+                jump = self._ttl_jump
+                settled[sender] = (0, 255) if entry[2] else (base - jump, base + jump)
             return flow_mss
         # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
         # p0f reads, with the timestamp values reduced to zero/non-zero.
@@ -785,9 +807,15 @@ class DPIEngine:
                 and dst not in self.dns_names
                 and (self.name_lookup is None or (index is not None and dst not in index))
             ):
-                cached = self._port_verdicts.get((TCP, flow.dport))
-                if cached is None or cached[0] is _UNKNOWN_VERDICT:
+                known = self._port_verdicts
+                cached = known.get((TCP, flow.dport))
+                if cached is None:
                     cached = self._port_verdict(TCP, flow.sport, flow.dport)
+                elif cached[0] is _UNKNOWN_VERDICT:
+                    # No service on the server port (a scan's usual probe): the client port's.
+                    cached = known.get((TCP, flow.sport)) or self._port_verdict(
+                        TCP, flow.sport, flow.dport
+                    )
                 verdict = cached[0]
                 if ext is None:
                     flow.ext = cached[1].copy()
