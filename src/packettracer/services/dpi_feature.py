@@ -461,7 +461,11 @@ class DPIFeature:
             objects = getattr(result, "flow_objects", None)
             if objects:
                 # Flow dicts are made from the objects later (and only if needed): mark those.
+                # Only the beaconing hosts' flows are looked up (a set test for the others).
+                sources = {key[0] for key in self.beacon_hits}
                 for flow in objects:
+                    if flow.src not in sources:
+                        continue
                     sig = self.beacon_hits.get((flow.src, flow.dst, flow.dport, flow.proto))
                     if sig is not None and flow.bytes_fwd + flow.bytes_rev <= BEACON_MAX_BYTES:
                         if flow.ext is None:

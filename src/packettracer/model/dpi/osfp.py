@@ -78,6 +78,7 @@ TTL_FAMILY = {
 
 
 _RANK = {"exact": 0, "generic": 1, "fuzzy": 2}
+_KIND_CONFIDENCE = {"exact": 0.8, "generic": 0.65, "fuzzy": 0.45}
 
 
 def family(label: str) -> str | None:
@@ -169,40 +170,46 @@ class HostOS:
                     p0f.items(), key=lambda kv: (_RANK[kv[0][1]], -kv[1], kv[0][0])
                 )
             label = best
-            confidence = {"exact": 0.8, "generic": 0.65, "fuzzy": 0.45}[kind]
-            for (lab, k), n in p0f.most_common(4):
+            confidence = _KIND_CONFIDENCE[kind]
+            top = p0f.items() if len(p0f) == 1 else p0f.most_common(4)
+            for (lab, k), n in top:
                 signals.append({"source": "p0f", "value": lab, "match": k, "count": n})
-        ua_labels = Counter[str]()
-        for ua, n in self._user_agents.items() if self._user_agents else ():
-            hit = ua_os(ua)
-            if hit:
-                ua_labels[hit] += n
-        if ua_labels:
-            ua_label, n = ua_labels.most_common(1)[0]
-            signals.append({"source": "user-agent", "value": ua_label, "count": n})
-            if label is None:
-                label, confidence = ua_label, 0.6
-            elif family(ua_label) == family(label):
-                confidence += 0.1
-            else:
-                confidence -= 0.15
-        dhcp_labels = Counter[str]()
-        for value, n in self._dhcp.items() if self._dhcp else ():
-            params, _, vendor = value.partition("|")
-            hit = dhcp_os(params or None, vendor or None)
-            if hit:
-                dhcp_labels[hit] += n
-        if dhcp_labels:
-            dhcp_label = dhcp_labels.most_common(1)[0][0]
-            signals.append({"source": "dhcp", "value": dhcp_label})
-            if label is None:
-                label, confidence = dhcp_label, 0.55
-            elif family(dhcp_label) == family(label):
-                confidence += 0.05
-            else:
-                confidence -= 0.1
-        if self._ttls:
-            ttl = initial_ttl(self._ttls.most_common(1)[0][0])
+        # Every host with a handshake gets here: the other signals only when it has them.
+        if self._user_agents:
+            ua_labels: Counter[str] = Counter()
+            for ua, n in self._user_agents.items():
+                hit = ua_os(ua)
+                if hit:
+                    ua_labels[hit] += n
+            if ua_labels:
+                ua_label, n = ua_labels.most_common(1)[0]
+                signals.append({"source": "user-agent", "value": ua_label, "count": n})
+                if label is None:
+                    label, confidence = ua_label, 0.6
+                elif family(ua_label) == family(label):
+                    confidence += 0.1
+                else:
+                    confidence -= 0.15
+        if self._dhcp:
+            dhcp_labels: Counter[str] = Counter()
+            for value, n in self._dhcp.items():
+                params, _, vendor = value.partition("|")
+                hit = dhcp_os(params or None, vendor or None)
+                if hit:
+                    dhcp_labels[hit] += n
+            if dhcp_labels:
+                dhcp_label = dhcp_labels.most_common(1)[0][0]
+                signals.append({"source": "dhcp", "value": dhcp_label})
+                if label is None:
+                    label, confidence = dhcp_label, 0.55
+                elif family(dhcp_label) == family(label):
+                    confidence += 0.05
+                else:
+                    confidence -= 0.1
+        ttls = self._ttls
+        if ttls:
+            # The most frequent TTL (the first seen of equals, as most_common(1) gives).
+            ttl = initial_ttl(next(iter(ttls)) if len(ttls) == 1 else ttls.most_common(1)[0][0])
             ttl_label = TTL_FAMILY.get(ttl)
             if ttl_label:
                 signals.append({"source": "ttl", "value": ttl_label, "initial_ttl": ttl})
