@@ -47,8 +47,9 @@ class HttpResponse:
 # The header lines the DPI reads (every line but the first): name, then the rest of its line.
 # One scan in C over the head instead of splitting and decoding every header line.
 _WANTED = re.compile(
-    rb"\r\n[ \t\x0b\x0c\r\n]*(host|user-agent|content-type|server)[ \t\x0b\x0c]*:(.*?)(?=\r\n|\Z)",
-    re.IGNORECASE | re.DOTALL,
+    rb"\r\n[ \t\x0b\x0c\r\n]*(host|user-agent|content-type|server)[ \t\x0b\x0c]*:"
+    rb"([^\r]*(?:\r(?!\n)[^\r]*)*)",  # the value: up to the line's end (a lone CR is in it)
+    re.IGNORECASE,
 )
 
 

@@ -117,6 +117,15 @@ def _signal(st: FlowState, sig: Signal) -> None:
     st.signals.append(sig)
 
 
+def _take_details(st: FlowState, det: protocols.Detection) -> None:
+    """A detection's findings into the flow's details, less its internal "_" keys (parsed
+    objects for the engine's own use): the details are published as they are."""
+    details = st.details
+    for key, value in det.details.items():
+        if key[0] != "_":
+            details[key] = value
+
+
 def _looks_encrypted(data: bytes) -> bool:
     data = data[:512]
     n = len(data)
@@ -431,7 +440,7 @@ class DPIEngine:
         if proto == "SSH":
             det = protocols.prefix_match("tcp", data, forward)
             if det is not None and det.protocol == "SSH":
-                st.details.update(det.details)
+                _take_details(st, det)
             if "ssh_client" in st.details and "ssh_server" in st.details:
                 st.done = True
         elif proto in ("SMTP", "IMAP", "POP3", "FTP"):
@@ -643,9 +652,7 @@ class DPIEngine:
         name = det.details.get("sni") or det.details.get("http_host")
         if name and st.app is None:
             st.app = self.rules.app_for_name(name)
-        for key, value in det.details.items():
-            if not key.startswith("_"):
-                st.details[key] = value
+        _take_details(st, det)
         if det.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
             self._dns_info(st, flow, det)
         elif det.protocol == "DHCP":
@@ -785,9 +792,7 @@ class DPIEngine:
         ext["protocol"] = protocol
         if protocol is not None and confidence == CONF_DPI:
             ext["encrypted"] = self.rules.info(protocol).encrypted or st.starttls
-        for key, value in st.details.items():
-            if key[0] != "_":
-                ext[key] = value
+        ext.update(st.details)  # what the detectors found (no internal "_" keys get in there)
 
     def flow_end(self, flow: Flow) -> Verdict:
         """The flow's final verdict, written into `flow.ext`, handed to the listeners and
