@@ -80,7 +80,8 @@ class Pipeline:
         )
         self.filter = FrameFilter(bpf_filter) if bpf_filter else None
         self.analyzers: list[Analyzer] = []
-        self._inspectors: list[Analyzer] = []
+        # (analyzer, packets it wants from the start of a flow, its bound on_packet)
+        self._inspectors: list[tuple[Analyzer, int, Callable[[Packet, Flow, bool], None]]] = []
         self._all_packets: list[tuple[Analyzer, Callable[[Packet, Flow, bool], None]]] = []
         self._port_hooks: list[
             tuple[Analyzer, frozenset[int], Callable[[Packet, Flow, bool], None]]
@@ -114,7 +115,7 @@ class Pipeline:
             if analyzer.all_packets:
                 self._all_packets.append((analyzer, analyzer.on_packet))
             elif analyzer.inspect_packets > 0:
-                self._inspectors.append(analyzer)
+                self._inspectors.append((analyzer, analyzer.inspect_packets, analyzer.on_packet))
             if analyzer.ports:
                 self._port_hooks.append((analyzer, analyzer.ports, analyzer.on_port_packet))
         self._ports = frozenset().union(*(ports for _, ports, _ in self._port_hooks))
@@ -163,6 +164,7 @@ class Pipeline:
         by_proto = stats.by_proto
         filt = self.filter
         inspectors = self._inspectors
+        window = table.inspect_packets
         all_packets = self._all_packets
         port_hooks = self._port_hooks
         ports = self._ports
@@ -197,15 +199,16 @@ class Pipeline:
                     counts[0] += 1
                     counts[1] += wirelen
                 flow = update(pkt)
-                if flow.inspect_left > 0:
-                    flow.inspect_left -= 1
+                left = flow.inspect_left
+                if left > 0:
+                    flow.inspect_left = left = left - 1
                     # 1-based index of this packet in its flow
-                    seen = table.inspect_packets - flow.inspect_left
+                    seen = window - left
                     forward = table.last_forward
-                    for analyzer in inspectors:
-                        if seen <= analyzer.inspect_packets:
+                    for analyzer, first, inspect in inspectors:
+                        if seen <= first:
                             try:
-                                analyzer.on_packet(pkt, flow, forward)
+                                inspect(pkt, flow, forward)
                             except Exception:
                                 self._failed(analyzer)
                 if port_hooks and (pkt.sport in ports or pkt.dport in ports):
