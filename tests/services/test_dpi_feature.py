@@ -141,3 +141,37 @@ async def test_beaconing_and_fan_out_are_host_signals(tmp_path: Path) -> None:
     hosts = {h["ip"]: h for h in result.summary["host_anomalies"]}
     assert any("every 60s" in r for r in hosts["10.0.0.5"]["reasons"])
     assert any("distinct host:port pairs" in r for r in hosts["10.0.0.7"]["reasons"])
+
+
+def test_aggregates_count_every_ended_flow_and_flagged_flows_are_told_at_once() -> None:
+    from packettracer.capture.packet import SYN, TCP, Packet
+    from packettracer.model.flows import FlowTable
+    from packettracer.services.dpi_feature import DPIFeature
+    from packettracer.services.runtime import Runtime
+
+    feature = DPIFeature(Runtime(offline()), "report")
+    engine = feature.engine
+    told: list = []
+    feature.flagged_listeners.append(told.append)
+    table = FlowTable(on_end=feature.analyzer.on_flow_end)
+    # Fewer flows than one batch of the aggregates, one of them to a reserved address.
+    for i, dst in enumerate([bytes([10, 0, 1, n]) for n in range(1, 40)] + [bytes([192, 0, 2, 1])]):
+        pkt = Packet()
+        pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = TCP, 4, 64, float(i)
+        pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.tcp_flags = (
+            bytes([10, 0, 0, 5]),
+            dst,
+            40000,
+            22,
+            SYN,
+        )
+        flow = table.update(pkt)
+        engine.packet(pkt, flow, table.last_forward)
+    table.flush()
+    assert [f.dst for f in told] == ["192.0.2.1"]  # at its end, before any view asked
+    breakdown = feature.breakdown(include_live=False)
+    assert breakdown["apps"]["SSH"]["flows"] == 40
+    rows = {(r["port"], r["side"]): r for r in feature.port_table(include_live=False)}
+    assert rows[(22, "local")]["flows"] == 39 and rows[(22, "remote")]["flows"] == 1
+    assert rows[(22, "local")]["service"] == "SSH"
+    assert feature.scanners()[0]["pairs"] == 40

@@ -187,3 +187,68 @@ def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
     engine.packet(pkt, plain, table.last_forward)
     engine.flow_end(plain)
     assert plain.ext["anomaly_score"] == 0 and plain.ext["anomaly_reasons"] == ()
+
+
+def _syn(table, engine, dport: int, ttl: int, ts: float):  # type: ignore[no-untyped-def]
+    """A plain SYN from 10.0.0.9 (MSS 1460) to 10.0.0.10:dport, through the table and engine."""
+    from packettracer.capture.packet import SYN, Packet
+
+    pkt = Packet()
+    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = TCP, 4, ttl, ts
+    pkt.src, pkt.dst = bytes([10, 0, 0, 9]), bytes([10, 0, 0, 10])
+    pkt.sport, pkt.dport, pkt.tcp_flags = 50000, dport, SYN
+    pkt.tcp_window, pkt.tcp_options, pkt.ip_header_len = 64240, b"\x02\x04\x05\xb4", 20
+    flow = table.update(pkt)
+    engine.packet(pkt, flow, table.last_forward)
+    return flow
+
+
+def test_a_sampled_hosts_syns_keep_their_mss_and_still_show_a_ttl_jump() -> None:
+    from packettracer.model.dpi.inspector import HOST_SYN_SAMPLES, DPIEngine
+    from packettracer.model.flows import FlowTable
+
+    engine = DPIEngine()
+    table = FlowTable()
+    for port in range(1, HOST_SYN_SAMPLES + 5):  # a scan: one SYN per port, each a new flow
+        flow = _syn(table, engine, port, 64, float(port))
+        assert flow.inspection == 1460  # the SYN's MSS, all a bare flow keeps
+    host = engine.hosts["10.0.0.9"]
+    assert host.syns == HOST_SYN_SAMPLES  # later SYNs are not fingerprinted again
+    assert "10.0.0.9" not in engine.host_signals
+    _syn(table, engine, 1000, 200, 100.0)  # the same address, 136 hops further: spoofed?
+    assert [s.name for s in engine.host_signals["10.0.0.9"]] == ["ttl_change"]
+
+
+def test_a_bare_flow_ends_with_its_port_verdict_beside_other_features_fields() -> None:
+    from packettracer.model.dpi.inspector import DPIEngine
+    from packettracer.model.flows import FlowTable
+
+    engine = DPIEngine()
+    engine.bogons_flagged = True  # as with the security feature attached
+    table = FlowTable()
+    ssh = _syn(table, engine, 22, 64, 1.0)
+    ssh.ext = {"country": "NL"}  # what a feature ending the flow before the DPI wrote
+    scan = _syn(table, engine, 40123, 64, 2.0)
+    verdict = engine.flow_end(ssh)
+    assert verdict[:4] == ("SSH", "remote_access", "port-guess", "SSH")
+    assert ssh.ext["country"] == "NL" and ssh.ext["app"] == "SSH"
+    assert ssh.ext["confidence"] == "port-guess" and ssh.ext["anomaly_score"] == 0
+    engine.flow_end(scan)
+    assert scan.ext is not None
+    assert scan.ext["app"] is None and scan.ext["category"] == "unknown"
+    scan.ext["threat"] = "x"  # each flow has its own copy of the shared verdict fields
+    assert "threat" not in ssh.ext
+
+
+def test_http_heads_give_the_first_of_each_wanted_header() -> None:
+    req = http.parse_request(
+        b"GET /a HTTP/1.1\r\nX-Host: decoy\r\nhOsT :  one.example:8080 \r\n"
+        b"Host: two.example\r\nUser-Agent: a\rb\r\n\r\nUser-Agent: body"
+    )
+    assert req is not None
+    assert req.host == "one.example" and req.host_header == "one.example:8080"
+    assert req.user_agent == "a\rb"  # a lone CR belongs to the value; the body is not read
+    split = http.parse_request(b"GET / HTTP/1.1\r\nHost\r\n: not.a.header\r\n\r\n")
+    assert split is not None and split.host is None
+    resp = http.parse_response(b"HTTP/1.1 404 Not Found\r\nServer:  nginx \r\n\r\n")
+    assert resp is not None and resp.status == 404 and resp.server == "nginx"

@@ -126,13 +126,17 @@ def _take_details(st: FlowState, det: protocols.Detection) -> None:
             details[key] = value
 
 
+# c * log2(c) for every count a 512-byte sample can hold: the entropy sum without a log per byte
+# value (-sum(c/n * log2(c/n)) = log2(n) - sum(c * log2(c)) / n).
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 513)]
+
+
 def _looks_encrypted(data: bytes) -> bool:
     data = data[:512]
     n = len(data)
     if n < 48:
         return False
-    counts = Counter(data)
-    ent = -sum(c / n * math.log2(c / n) for c in counts.values())
+    ent = math.log2(n) - sum(map(_C_LOG_C.__getitem__, Counter(data).values())) / n
     return ent >= 0.88 * math.log2(min(n, 256))
 
 
