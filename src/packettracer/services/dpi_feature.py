@@ -193,11 +193,13 @@ class DPIFeature:
         fan_out = self.fan_out_threshold
         fan_out_flagged = self._fan_out_flagged
         unknown = UNKNOWN
+        tcp, udp = TCP, UDP
+        small = BEACON_MAX_BYTES
         for flow, verdict in batch:
             label, category, _, protocol, encrypted, _, _ = verdict
             nbytes = flow.bytes_fwd + flow.bytes_rev
             proto = flow.proto
-            if proto != TCP and proto != UDP:
+            if proto != tcp and proto != udp:
                 key: tuple[Any, ...] = (
                     label or unknown,
                     category,
@@ -242,7 +244,7 @@ class DPIFeature:
                     if n >= fan_out:
                         fan_out_flagged.add(src)
                         self.engine._host_signal(src, signal("fan_out", host=src, n=n))
-            if nbytes <= BEACON_MAX_BYTES:
+            if nbytes <= small:
                 bkey = (src, dst, dport, proto)
                 group = beacons_get(bkey)
                 if group is None:
