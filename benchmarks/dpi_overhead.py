@@ -4,12 +4,12 @@ the DPI feature on and off ([dpi] enabled), everything else as `report -n --offl
 usage: python benchmarks/dpi_overhead.py [CAPTURE] [--runs N]
 Build the capture with `bash ../shared/bench/make-bench-capture.sh bench-data/bench.pcap`.
 
-Where the DPI's time goes (its calls timed one by one inside `report` on this capture, ~2.7
+Where the DPI's time goes (its calls timed one by one inside `report` on this capture, ~2.6
 CPU-seconds in all): first payload packets of TCP flows (TLS ClientHello, HTTP request; the TLS
-parse included, which the name learner no longer repeats) ~18%, first UDP packets (DNS, its parse
-shared with the name learner) ~14%, later handshake packets (ServerHello, certificate, DNS
-answers, HTTP responses) ~18%, SYN and SYN+ACK fingerprints with the TTL watch ~13%, then per
-ended flow the verdict ~16% and the panels' aggregates ~15%. Each run starts from a clean heap.
+parse included, which the name learner no longer repeats) ~22%, first UDP packets (DNS, its parse
+shared with the name learner) ~15%, later handshake packets (ServerHello, certificate, DNS
+answers, HTTP responses) ~18%, SYN and SYN+ACK fingerprints with the TTL watch ~11%, then per
+ended flow the verdict ~18% and the panels' aggregates ~13%. Each run starts from a clean heap.
 """
 
 from __future__ import annotations
