@@ -197,40 +197,30 @@ class DPIFeature:
         small = BEACON_MAX_BYTES
         for flow, verdict in batch:
             label, category, _, protocol, encrypted, _, _ = verdict
+            name = label or unknown
             nbytes = flow.bytes_fwd + flow.bytes_rev
             proto = flow.proto
-            if proto != tcp and proto != udp:
-                key: tuple[Any, ...] = (
-                    label or unknown,
-                    category,
-                    encrypted,
-                    proto,
-                    0,
-                    False,
-                    None,
-                )
-                t = totals_get(key)
-                if t is None:
-                    totals[key] = [1, nbytes]
-                else:
-                    t[0] += 1
-                    t[1] += nbytes
-                continue
-            src = flow.src
-            dst = flow.dst
-            dport = flow.dport
-            local = local_get(dst)
-            if local is None:
-                local = is_local(dst)
-                if len(local_of) < MAX_LOCAL_CACHE:
-                    local_of[dst] = local
-            key = (label or unknown, category, encrypted, proto, dport, local, protocol or label)
+            ports = proto in (tcp, udp)
+            if ports:
+                dst = flow.dst
+                dport = flow.dport
+                local = local_get(dst)
+                if local is None:
+                    local = is_local(dst)
+                    if len(local_of) < MAX_LOCAL_CACHE:
+                        local_of[dst] = local
+                key = (name, category, encrypted, proto, dport, local, protocol or label)
+            else:  # no ports: (proto, 0, False, None) in the port fields
+                key = (name, category, encrypted, proto, 0, False, None)
             t = totals_get(key)
             if t is None:
                 totals[key] = [1, nbytes]
             else:
                 t[0] += 1
                 t[1] += nbytes
+            if not ports:
+                continue
+            src = flow.src
             seen = distinct_get(src)
             if seen is None:
                 seen = set()

@@ -107,6 +107,18 @@ def dhcp_os(params: str | None, vendor: str | None) -> str | None:
     return None
 
 
+def _weigh(
+    label: str | None, confidence: float, other: str, alone: float, agree: float, disagree: float
+) -> tuple[str, float]:
+    """The verdict after one more signal: `other` with confidence `alone` when there was none,
+    else the same verdict, surer when `other` names the same OS family, less sure otherwise."""
+    if label is None:
+        return other, alone
+    if family(other) == family(label):
+        return label, confidence + agree
+    return label, confidence - disagree
+
+
 def initial_ttl(ttl: int) -> int:
     for initial in (32, 64, 128):
         if ttl <= initial:
@@ -184,12 +196,7 @@ class HostOS:
             if ua_labels:
                 ua_label, n = ua_labels.most_common(1)[0]
                 signals.append({"source": "user-agent", "value": ua_label, "count": n})
-                if label is None:
-                    label, confidence = ua_label, 0.6
-                elif family(ua_label) == family(label):
-                    confidence += 0.1
-                else:
-                    confidence -= 0.15
+                label, confidence = _weigh(label, confidence, ua_label, 0.6, 0.1, 0.15)
         if self._dhcp:
             dhcp_labels: Counter[str] = Counter()
             for value, n in self._dhcp.items():
@@ -200,12 +207,7 @@ class HostOS:
             if dhcp_labels:
                 dhcp_label = dhcp_labels.most_common(1)[0][0]
                 signals.append({"source": "dhcp", "value": dhcp_label})
-                if label is None:
-                    label, confidence = dhcp_label, 0.55
-                elif family(dhcp_label) == family(label):
-                    confidence += 0.05
-                else:
-                    confidence -= 0.1
+                label, confidence = _weigh(label, confidence, dhcp_label, 0.55, 0.05, 0.1)
         ttls = self._ttls
         if ttls:
             # The most frequent TTL (the first seen of equals, as most_common(1) gives).
