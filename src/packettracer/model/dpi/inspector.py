@@ -31,6 +31,8 @@ SERVER_BUFFER = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
 _STARTTLS = (b"STARTTLS", b"starttls", b"STLS", b"AUTH TLS", b"AUTH SSL")
+# Protocols in DNS's message format: once a flow is one, only the DNS parser reads it.
+_DNS_FAMILY = frozenset({"DNS", "mDNS", "LLMNR", "NetBIOS"})
 OTHER_PROTOCOLS = {ICMP: "ICMP", ICMP6: "ICMPv6", ARP: "ARP", 2: "IGMP", 89: "OSPF",
                    47: "GRE", 50: "IPsec", 51: "IPsec", 112: "VRRP", 103: "PIM"}  # fmt: skip
 # Ports where a detected protocol other than the expected one is an anomaly (server side).
@@ -166,9 +168,6 @@ class DPIEngine:
         self.dns_names: OrderedDict[str, str] = OrderedDict()
         self.max_dns_names = 20000
         self.ttl = anomaly.TTLTracker()
-        self._ttl_hosts = self.ttl.hosts
-        self._ttl_jump = self.ttl.jump
-        self._ttl_warmup = self.ttl.warmup
         # Senders with HOST_SYN_SAMPLES fingerprinted handshakes and a TTL past its warm-up:
         # address -> the (lowest, highest) TTL that is no news.
         self._settled: dict[str, tuple[int, int]] = {}
@@ -285,23 +284,15 @@ class DPIEngine:
                 opts = pkt.tcp_options
                 if opts[:2] == b"\x02\x04":
                     flow_mss = (opts[2] << 8) | opts[3]
-            # _see_ttl's test inline (the usual case here: a busy host at its usual TTL).
-            ttl = pkt.ttl
-            entry = self._ttl_hosts.get(sender)
-            if (
-                entry is None
-                or entry[1] < self._ttl_warmup
-                or not (entry[2] or -self._ttl_jump <= ttl - entry[0] <= self._ttl_jump)
-            ):
-                self._see_ttl(sender, ttl)
-            elif sender not in self._settled:
-                # Past its warm-up: the TTLs that say nothing new (any, once flagged).
+            if self._see_ttl(sender, pkt.ttl) and sender not in self._settled:
+                # Past its warm-up: from now on its plain SYNs are checked in packet() against
+                # the TTLs that say nothing new (any, once flagged).
                 settled = self._settled
                 if len(settled) >= self.ttl.max_hosts:
                     settled.clear()
-                base = entry[0]
-                jump = self._ttl_jump
-                settled[sender] = (0, 255) if entry[2] else (base - jump, base + jump)
+                base, _, flagged = self.ttl.hosts[sender]
+                jump = self.ttl.jump
+                settled[sender] = (0, 255) if flagged else (base - jump, base + jump)
             return flow_mss
         # Stacks repeat their SYNs: look each distinct one up once. The key holds every field
         # p0f reads, with the timestamp values reduced to zero/non-zero.
@@ -348,9 +339,10 @@ class DPIEngine:
             self._see_ttl(sender, pkt.ttl)
         return flow_mss
 
-    def _see_ttl(self, sender: str, ttl: int) -> None:
-        # A host past its warm-up whose TTL stays near its baseline (or that was flagged
-        # already): the tracker would only count the sample, which decides nothing any more.
+    def _see_ttl(self, sender: str, ttl: int) -> bool:
+        """Watch one TTL of `sender`; True when it is no news: the host is past its warm-up and
+        near its baseline, or flagged already (the tracker would only count the sample, which
+        decides nothing any more)."""
         tracker = self.ttl
         entry = tracker.hosts.get(sender)
         if (
@@ -358,10 +350,11 @@ class DPIEngine:
             and entry[1] >= tracker.warmup
             and (entry[2] or -tracker.jump <= ttl - entry[0] <= tracker.jump)
         ):
-            return
+            return True
         sig = tracker.see(sender, ttl)
         if sig is not None:
             self._host_signal(sender, sig)
+        return False
 
     # ------------------------------------------------------------------ TCP
 
@@ -558,7 +551,7 @@ class DPIEngine:
         if data[0] & 0x80 and quic.is_initial(data):
             self._quic(st, flow, forward, data)
             return
-        if st.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
+        if st.protocol in _DNS_FAMILY:
             # The flow is DNS already: its parser only, not every detector before it.
             det = protocols.dns_udp(data, flow.sport, flow.dport, forward)
             if det is not None:
@@ -657,7 +650,7 @@ class DPIEngine:
         if name and st.app is None:
             st.app = self.rules.app_for_name(name)
         _take_details(st, det)
-        if det.protocol in ("DNS", "mDNS", "LLMNR", "NetBIOS"):
+        if det.protocol in _DNS_FAMILY:
             self._dns_info(st, flow, det)
         elif det.protocol == "DHCP":
             params = det.details.get("dhcp_params", "")
@@ -701,12 +694,7 @@ class DPIEngine:
         """The common end of a flow no payload rule recognized: a name, else a port guess.
         Most flows end here (scans, bare handshakes), so it is kept flat."""
         dst = flow.dst
-        # _name_for's first steps inline: most addresses have no name anywhere.
-        name = self.dns_names.get(dst)
-        if name is None and self.name_lookup is not None:
-            index = self.name_index
-            if index is None or dst in index:
-                name = self._name_for(dst)
+        name = self._name_for(dst)
         app = self.rules.app_for_name(name) if name is not None else None
         template: dict[str, Any] | None = None  # a shared dict of the fields: copied, not kept
         if app is not None:
@@ -804,34 +792,7 @@ class DPIEngine:
         st = flow.inspection
         flow.inspection = None
         if st.__class__ is int:
-            # A TCP flow that never carried payload: most flows (scans, bare handshakes), so
-            # the usual case is settled here, a copy of its port's verdict. A name for the
-            # address, or a bogon check still to make, takes the longer way.
-            dst = flow.dst
-            ext = flow.ext
-            index = self.name_index
-            if (
-                self.bogons_flagged
-                and (ext is None or ext.get("threat") != "bogon")
-                and dst not in self.dns_names
-                and (self.name_lookup is None or (index is not None and dst not in index))
-            ):
-                known = self._port_verdicts
-                cached = known.get((TCP, flow.dport))
-                if cached is None:
-                    cached = self._port_verdict(TCP, flow.sport, flow.dport)
-                elif cached[0] is _UNKNOWN_VERDICT:
-                    # No service on the server port (a scan's usual probe): the client port's.
-                    cached = known.get((TCP, flow.sport)) or self._port_verdict(
-                        TCP, flow.sport, flow.dport
-                    )
-                verdict = cached[0]
-                if ext is None:
-                    flow.ext = cached[1].copy()
-                else:
-                    ext.update(cached[1])
-            else:
-                verdict = self._end_unknown(None, flow)
+            verdict = self._end_unknown(None, flow)  # a TCP flow that never carried payload
         elif st is None:
             verdict = _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
         elif st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
