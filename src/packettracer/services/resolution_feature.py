@@ -261,10 +261,8 @@ class ResolutionFeature:
         if name is None:
             name, source = self._passive_name(flow, address, source, active)
         geo = self.geo.lookup(address) or GeoInfo()
-        org = geo.org
         owner = self.owner(address) if active else self.ownership.peek(address)
-        if org is None and owner is not None and owner.error is None:
-            org = owner.org or owner.network
+        org = _shown_org(geo, owner)
         return FlowView(
             address=address,
             name=name,
@@ -308,23 +306,15 @@ class ResolutionFeature:
             return self.ownership.lookup(address)
         return self.ownership.peek(address)
 
-    def keys_of(self, flow: Flow, geo: GeoInfo | None = None) -> FlowKeys:
-        if geo is None:
-            address = remote_address(flow)
-            geo = self.geo.peek(address) or self.geo.lookup(address)
-        if geo is None:
-            country = org = "?"
-        elif geo.label is not None:
-            country = org = geo.label
-        else:
-            country = geo.country or "?"
-            org = f"AS{geo.asn} {geo.org}" if geo.asn and geo.org else (geo.org or "?")
+    def keys_of(self, flow: Flow) -> FlowKeys:
+        address = remote_address(flow)
+        country, org = _breakdown_keys(self.geo.peek(address) or self.geo.lookup(address))
         protocol = flow.get("app") or flow.proto_name
         return FlowKeys(country, org, str(protocol))
 
     def on_flow_end(self, flow: Flow) -> None:
-        # describe(flow, active=False) and keys_of() inlined: this runs for every flow, and the
-        # locality of both ends is needed twice (far end, local/remote talkers).
+        # describe(flow, active=False) and keys_of() in one pass: this runs for every flow, and
+        # the locality of both ends is needed twice (far end, local/remote talkers).
         if self._hellos:
             self._hellos.pop(flow.id, None)
         src = flow.src
@@ -340,34 +330,20 @@ class ResolutionFeature:
             source = ext.get("name_source")
         if name is None:
             name, source = self._passive_name(flow, address, source, False)
-        geo_service = self.geo
-        info = geo_service.lookup(address)
-        owner = self.ownership.cache.get(address)
-        if info is None:
-            country = city = asn = org = None
-        else:
-            country, city, asn = info.country, info.city, info.asn
-            org = info.as_org or info.isp
-        if org is None and owner is not None and owner.error is None:
-            org = owner.org or owner.network
+        geo = self.geo.lookup(address)
         ext = flow.ext
         if ext is None:
             ext = flow.ext = {}
         ext["name"] = name
         ext["name_source"] = source
-        ext["country"] = country
-        ext["city"] = city
-        ext["asn"] = asn
-        ext["as_org"] = org
-        geo = geo_service.cache.get(address)
         if geo is None:
-            key_country = key_org = "?"
-        elif geo.label is not None:
-            key_country = key_org = geo.label
+            ext["country"] = ext["city"] = ext["asn"] = None
         else:
-            key_country = geo.country or "?"
-            geo_org = geo.as_org or geo.isp
-            key_org = f"AS{geo.asn} {geo_org}" if geo.asn and geo_org else (geo_org or "?")
+            ext["country"] = geo.country
+            ext["city"] = geo.city
+            ext["asn"] = geo.asn
+        ext["as_org"] = _shown_org(geo, self.ownership.peek(address))
+        key_country, key_org = _breakdown_keys(geo)
         protocol = ext.get("app") or flow.proto_name
         self.breakdown.add_ended(flow, key_country, key_org, str(protocol), src_local, dst_local)
         if self._store is not None and geo is not None and geo.label is None and not geo.empty:
@@ -460,6 +436,24 @@ class ResolutionFeature:
         result.summary["top_remote_talkers"] = _top(tables["remote"], "address")
         result.summary["dns"] = self.dns.summary(TOP_N)
         result.summary["names_learned"] = len(self.names)
+
+
+def _shown_org(geo: GeoInfo | None, owner: Ownership | None) -> str | None:
+    """The organisation shown for an address: its geo data's, else its RDAP owner's."""
+    org = geo.org if geo is not None else None
+    if org is None and owner is not None and owner.error is None:
+        org = owner.org or owner.network
+    return org
+
+
+def _breakdown_keys(geo: GeoInfo | None) -> tuple[str, str]:
+    """(country, organisation) an address counts under in the breakdown tables."""
+    if geo is None:
+        return "?", "?"
+    if geo.label is not None:
+        return geo.label, geo.label
+    org = geo.org
+    return geo.country or "?", f"AS{geo.asn} {org}" if geo.asn and org else (org or "?")
 
 
 def _top(table: Table, key_name: str) -> list[dict[str, Any]]:
