@@ -12,23 +12,10 @@ from typing import Any
 from packettracer.model.flows import RECORD_FIELDS
 from packettracer.services.store.base import Repository, Row, to_json
 
-COLUMNS = (
-    "first_seen",
-    "last_seen",
-    "proto",
-    "src",
-    "sport",
-    "dst",
-    "dport",
-    "packets_fwd",
-    "packets_rev",
-    "bytes_fwd",
-    "bytes_rev",
-    "duration",
-    "tcp_state",
-    "end_reason",
-    "site",
-)
+# Flow.to_dict()'s keys that every flow has (the times first: the table is read by time), then
+# the two it has only when they apply.
+_TIMES = ("first_seen", "last_seen")
+COLUMNS = (*_TIMES, *(f for f in RECORD_FIELDS if f not in _TIMES), "end_reason", "site")
 _COLUMN_SET = frozenset(COLUMNS)
 _COUNTERS = ("packets_fwd", "packets_rev", "bytes_fwd", "bytes_rev")
 _DEFAULTS = [(c, 0 if c in _COUNTERS else None) for c in COLUMNS]
@@ -40,8 +27,9 @@ _SELECT = f"SELECT {', '.join(COLUMNS)}, ext FROM flows"
 
 
 # Keys Flow.to_dict() always has, in COLUMNS order (the fast path of flow_values).
-_ALWAYS_PRESENT = COLUMNS[:13]
+_ALWAYS_PRESENT = COLUMNS[: len(RECORD_FIELDS)]
 _take_always = operator.itemgetter(*_ALWAYS_PRESENT)
+_N_ALWAYS = len(_ALWAYS_PRESENT)
 
 
 def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
@@ -52,7 +40,7 @@ def flow_values(flow: Row, stored_at: float) -> tuple[Any, ...]:
     get = flow.get
     try:
         values = [*_take_always(flow), get("end_reason"), get("site")]
-        known = 13 + ("end_reason" in flow) + ("site" in flow)
+        known = _N_ALWAYS + ("end_reason" in flow) + ("site" in flow)
     except KeyError:  # not from Flow.to_dict(): missing counters default to 0
         values = [get(c, d) for c, d in _DEFAULTS]
         known = 0
