@@ -26,6 +26,15 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 SCAN = DATA / "tcp_scan.pcapng"
 
 
+def attached_store(runtime: Runtime, mode: str = "dashboard") -> StoreFeature:
+    """The store feature made for `runtime`, attached and registered as install_features does."""
+    feature = create_store_feature(runtime, mode)
+    assert feature is not None
+    feature.attach(runtime)
+    runtime.features["store"] = feature
+    return feature
+
+
 def offline_settings() -> Settings:
     settings = Settings()
     settings.resolve.enabled = False
@@ -85,10 +94,7 @@ async def test_write_and_read_api_through_a_running_runtime(tmp_path: Path) -> N
     settings = Settings()
     settings.store.db_path = str(tmp_path / "live.db")
     runtime = Runtime(settings)
-    feature = create_store_feature(runtime, "dashboard")
-    assert feature is not None
-    feature.attach(runtime)
-    runtime.features["store"] = feature
+    feature = attached_store(runtime)
     runtime.start()
     try:
         now = time.time()
@@ -133,9 +139,7 @@ async def test_memory_database_feeds_readers(tmp_path: Path) -> None:
     settings = Settings()
     settings.store.db_path = ":memory:"
     runtime = Runtime(settings)
-    feature = create_store_feature(runtime, "agent")
-    assert feature is not None
-    feature.attach(runtime)
+    feature = attached_store(runtime, "agent")
     runtime.start()
     try:
         feature.upsert_host("192.0.2.3", name="m.example", source="dns")
@@ -149,10 +153,7 @@ async def test_rows_flushed_by_other_services_while_closing_are_written(tmp_path
     settings = offline_settings()
     settings.store.db_path = str(tmp_path / "order.db")
     runtime = Runtime(settings)
-    feature = create_store_feature(runtime, "dashboard")
-    assert feature is not None
-    feature.attach(runtime)
-    runtime.features["store"] = feature
+    feature = attached_store(runtime)
 
     class FlushesOnClose:
         """A later feature's service that hands its last rows over when it closes."""
@@ -182,10 +183,7 @@ async def test_panel_lines_come_from_background_reads(tmp_path: Path) -> None:
     settings.store.db_path = str(tmp_path / "lines.db")
     runtime = Runtime(settings)
     assert destinations_history_line(runtime) == stats_history_line(runtime) == ""  # no store
-    feature = create_store_feature(runtime, "dashboard")
-    assert feature is not None
-    feature.attach(runtime)
-    runtime.features["store"] = feature
+    feature = attached_store(runtime)
     runtime.start()
     try:
         now = time.time()
@@ -217,10 +215,7 @@ async def test_flows_still_active_at_exit_are_stored(tmp_path: Path) -> None:
     settings = offline_settings()
     settings.store.db_path = str(tmp_path / "exit.db")
     runtime = Runtime(settings)
-    feature = create_store_feature(runtime, "dashboard")
-    assert feature is not None
-    feature.attach(runtime)
-    runtime.features["store"] = feature
+    attached_store(runtime)
     runtime.start()
     with CaptureReader(str(SCAN)) as reader:
         runtime.pipeline.feed(list(reader))  # a live capture, stopped while flows are active
