@@ -15,6 +15,22 @@ BATCH = (DATA / "batch_simple.json").read_bytes()
 PART_ERR = (DATA / "batch_simple_with_part_err.json").read_bytes()
 
 
+def recorded_answers(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """ip-api's batch endpoint: the recorded answers for the addresses asked."""
+    asked = [item["query"] for item in json.loads(body)]
+    answers = [a for a in json.loads(BATCH) if a["query"] in asked]
+    return 200, {"X-Rl": "14", "X-Ttl": "60"}, json.dumps(answers).encode()
+
+
+def online_settings(url: str) -> Settings:
+    """Geo with ip-api.com enabled at the local replay server (no mmdb search)."""
+    settings = Settings()
+    settings.geo.search_default_dirs = False
+    settings.geo.online = True
+    settings.geo.ip_api_url = url + "/batch"
+    return settings
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -122,16 +138,8 @@ def test_as_field() -> None:
 
 
 async def test_geo_service_online_enrichment_only_when_enabled() -> None:
-    def route(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        asked = [item["query"] for item in json.loads(body)]
-        answers = [a for a in json.loads(BATCH) if a["query"] in asked]
-        return 200, {"X-Rl": "14", "X-Ttl": "60"}, json.dumps(answers).encode()
-
-    with http_server(route) as server:
-        settings = Settings()
-        settings.geo.search_default_dirs = False
-        settings.geo.online = True
-        settings.geo.ip_api_url = server.url + "/batch"
+    with http_server(recorded_answers) as server:
+        settings = online_settings(server.url)
         geo = GeoService(settings, offline=OfflineGeo("off"))
         assert geo.lookup("8.8.8.8") is not None
         assert geo.lookup("192.168.0.1").label == "LAN"
@@ -154,16 +162,8 @@ async def test_geo_service_online_enrichment_only_when_enabled() -> None:
 async def test_geo_service_run_loop_fills_the_cache() -> None:
     import asyncio
 
-    def route(method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        asked = [item["query"] for item in json.loads(body)]
-        answers = [a for a in json.loads(BATCH) if a["query"] in asked]
-        return 200, {"X-Rl": "14", "X-Ttl": "60"}, json.dumps(answers).encode()
-
-    with http_server(route) as server:
-        settings = Settings()
-        settings.geo.search_default_dirs = False
-        settings.geo.online = True
-        settings.geo.ip_api_url = server.url + "/batch"
+    with http_server(recorded_answers) as server:
+        settings = online_settings(server.url)
         geo = GeoService(settings, offline=OfflineGeo("off"))
         updates: list[str] = []
         geo.on_update.append(lambda address, info: updates.append(address))
