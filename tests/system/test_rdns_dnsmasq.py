@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -28,11 +29,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def dnsmasq() -> Iterator[int]:
-    exe = shutil.which("dnsmasq") or (
-        "/usr/sbin/dnsmasq" if shutil.os.path.exists("/usr/sbin/dnsmasq") else None
-    )
+@contextmanager
+def running_dnsmasq(*records: str) -> Iterator[int]:
+    """A dnsmasq answering only its own `records` (dnsmasq options) on a free loopback port, once
+    it answers; yields the port. Skips the test when dnsmasq is missing or does not start."""
+    exe = shutil.which("dnsmasq") or shutil.which("dnsmasq", path="/usr/sbin:/sbin")
     if exe is None:
         pytest.skip("dnsmasq is not installed (apt package dnsmasq-base)")
     port = free_port()
@@ -46,10 +47,7 @@ def dnsmasq() -> Iterator[int]:
         f"--port={port}",
         "--listen-address=127.0.0.1",
         "--bind-interfaces",
-        "--ptr-record=10.2.0.192.in-addr.arpa,web.lab.example",
-        "--host-record=mail.lab.example,198.51.100.7",
-        "--host-record=ns.lab.example,2001:db8::53",
-        "--local-ttl=600",
+        *records,
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -78,6 +76,17 @@ def dnsmasq() -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def dnsmasq() -> Iterator[int]:
+    with running_dnsmasq(
+        "--ptr-record=10.2.0.192.in-addr.arpa,web.lab.example",
+        "--host-record=mail.lab.example,198.51.100.7",
+        "--host-record=ns.lab.example,2001:db8::53",
+        "--local-ttl=600",
+    ) as port:
+        yield port
 
 
 def service(port: int, **kwargs: object) -> ReverseDns:
@@ -154,34 +163,10 @@ async def test_dashboard_shows_ptr_names_from_dnsmasq(tmp_path: object) -> None:
     """The whole path: a replayed capture in the dashboard, reverse DNS configured to a real
     dnsmasq, the Traffic panel's Name column showing the PTR name with its marker; with -n the
     same flow shows no name and nothing is asked."""
-    import shutil as _shutil
-    import subprocess as _subprocess
-
     from functional.dashboard_helpers import DATA, dashboard_settings, make_app, wait_for
 
-    exe = _shutil.which("dnsmasq") or _shutil.which("dnsmasq", path="/usr/sbin:/sbin")
-    if exe is None:
-        pytest.skip("dnsmasq is not installed (apt package dnsmasq-base)")
-    port = free_port()
-    proc = _subprocess.Popen(
-        [
-            exe,
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            # http.pcap's resolver: the only flow without a passive name
-            "--ptr-record=203.2.253.145.in-addr.arpa,resolver.ptr.test",
-        ],
-        stdout=_subprocess.DEVNULL,
-        stderr=_subprocess.DEVNULL,
-    )
-    try:
-        await asyncio.sleep(0.3)
+    # http.pcap's resolver: the only flow without a passive name
+    with running_dnsmasq("--ptr-record=203.2.253.145.in-addr.arpa,resolver.ptr.test") as port:
         settings = dashboard_settings(DATA / "http.pcap")
         settings.resolve.enabled = True
         settings.resolve.offline = False
@@ -212,9 +197,6 @@ async def test_dashboard_shows_ptr_names_from_dnsmasq(tmp_path: object) -> None:
             flow = next(f for f in app.panels["1"].shown if f.dst == "145.253.2.203")
             assert feature.describe(flow).name is None
             assert feature.rdns.queries == 0
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 async def test_addresses_no_resolver_knows_are_never_asked() -> None:
