@@ -42,6 +42,15 @@ def packettracer_cmd() -> list[str]:
     return [sys.executable, "-m", "packettracer"]
 
 
+def agent_command(site: str, nats_url: str, spool: Path, *extra: str) -> list[str]:
+    """`packettracer agent` for `site` sending to `nats_url`, spooling under `spool`, with no
+    local database; `extra` says what it captures (`-r FILE`, `-i IFACE`) and anything else."""
+    return [
+        *packettracer_cmd(), "agent", "--site", site, "--nats", nats_url,
+        "--spool", str(spool), "--db", ":memory:", *extra,
+    ]  # fmt: skip
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import is_root, packettracer_cmd
+from conftest import DATA, agent_command, is_root
 
 from packettracer.config import Settings
 from packettracer.model.flows import Flow
@@ -97,27 +97,13 @@ class Agent:
         config.write_text("[flows]\nidle_timeout = 1.0\n")
         self.stderr = workdir / f"{site}.err"
         self.proc = subprocess.Popen(
-            [
-                *packettracer_cmd(),
-                "agent",
-                "--site",
+            agent_command(
                 site,
-                "--nats",
                 url,
-                "-i",
-                iface,
-                "-f",
-                "udp",
-                "--spool",
-                str(workdir / "spool"),
-                "--heartbeat",
-                "0.2",
-                "--config",
-                str(config),
-                "--db",
-                ":memory:",
+                workdir / "spool",
+                *("-i", iface, "-f", "udp", "--heartbeat", "0.2", "--config", str(config)),
                 *extra,
-            ],
+            ),
             stdout=subprocess.DEVNULL,
             stderr=self.stderr.open("wb"),
         )
@@ -320,22 +306,12 @@ def test_wrong_credentials_refused_with_a_clear_message(tmp_path: Path) -> None:
     server.start()
     try:
         result = subprocess.run(
-            [
-                *packettracer_cmd(),
-                "agent",
-                "--site",
+            agent_command(
                 "x",
-                "--nats",
                 server.url,
-                "--token",
-                "wrong",
-                "-r",
-                str(Path(__file__).parent.parent / "data" / "relay-sample.pcap"),
-                "--spool",
-                str(tmp_path / "spool"),
-                "--db",
-                ":memory:",
-            ],
+                tmp_path / "spool",
+                *("--token", "wrong", "-r", str(DATA / "relay-sample.pcap")),
+            ),
             capture_output=True,
             text=True,
             timeout=30,

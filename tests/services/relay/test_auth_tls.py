@@ -98,7 +98,7 @@ async def test_tls_with_a_ca_bundle(tmp_path: Path) -> None:
 
 def test_the_agent_command_uses_tls_ca(tmp_path: Path) -> None:
     """`packettracer agent --tls-ca` end to end: it publishes its flows over TLS."""
-    from conftest import DATA, packettracer_cmd
+    from conftest import DATA, agent_command
 
     ca_file, cert_file, key_file = _certificates(tmp_path)
     config = tmp_path / "nats.conf"
@@ -106,22 +106,12 @@ def test_the_agent_command_uses_tls_ca(tmp_path: Path) -> None:
     port = free_port()
     with NatsServer(port=port, store_dir=str(tmp_path / "js"), config_file=str(config)):
         result = subprocess.run(
-            [
-                *packettracer_cmd(),
-                "agent",
-                "--site",
+            agent_command(
                 "tls-site",
-                "--nats",
                 f"tls://127.0.0.1:{port}",
-                "--tls-ca",
-                str(ca_file),
-                "-r",
-                str(DATA / "relay-sample.pcap"),
-                "--spool",
-                str(tmp_path / "spool"),
-                "--db",
-                ":memory:",
-            ],
+                tmp_path / "spool",
+                *("--tls-ca", str(ca_file), "-r", str(DATA / "relay-sample.pcap")),
+            ),
             capture_output=True,
             text=True,
             timeout=60,

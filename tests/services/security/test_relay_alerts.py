@@ -17,7 +17,7 @@ from packettracer.services.alerts import AlertService
 from packettracer.services.relay.collector import Collector
 from packettracer.services.relay.server import NatsServer, find_nats_server, free_port
 from packettracer.services.runtime import Runtime
-from tests.conftest import DATA, packettracer_cmd
+from tests.conftest import DATA, agent_command
 
 pytestmark = pytest.mark.skipif(find_nats_server() is None, reason="nats-server is not installed")
 
@@ -42,22 +42,12 @@ async def test_agent_scan_alert_reaches_the_collector(nats: NatsServer, tmp_path
     config = tmp_path / "agent.toml"
     config.write_text(f'[security]\nblocklist_dir = "{tmp_path / "none"}"\n')
     agent = subprocess.Popen(
-        [
-            *packettracer_cmd(),
-            "agent",
-            "--site",
+        agent_command(
             "lab",
-            "--nats",
             nats.url,
-            "-r",
-            str(DATA / "tcp_scan.pcapng"),
-            "--spool",
-            str(tmp_path / "spool"),
-            "--db",
-            ":memory:",
-            "--config",
-            str(config),
-        ],
+            tmp_path / "spool",
+            *("-r", str(DATA / "tcp_scan.pcapng"), "--config", str(config)),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
