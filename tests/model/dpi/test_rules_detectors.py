@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from packettracer.capture.packet import Packet
 from packettracer.model.dpi import anomaly, http, osfp, protocols
 from packettracer.model.dpi.categories import ALL_CATEGORIES, CATEGORIES
 from packettracer.model.dpi.rules import TCP, UDP, rules
@@ -129,18 +130,27 @@ def test_os_verdict_prefers_p0f_and_weighs_other_signals() -> None:
     assert osfp.HostOS().verdict() is None
 
 
+def _packet(proto: int, src: bytes, dst: bytes, sport: int, dport: int, **fields: object) -> Packet:
+    """An IPv4 packet as the decoder makes it (TTL 64 at t=1 unless `fields` say otherwise)."""
+    pkt = Packet()
+    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = proto, 4, 64, 1.0
+    pkt.src, pkt.dst, pkt.sport, pkt.dport = src, dst, sport, dport
+    for name, value in fields.items():
+        setattr(pkt, name, value)
+    return pkt
+
+
 def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
-    from packettracer.capture.packet import ACK, PSH, Packet
+    from packettracer.capture.packet import ACK, PSH
     from packettracer.model.dpi.inspector import DPIEngine
     from packettracer.model.flows import FlowTable
 
     engine = DPIEngine()
     table = FlowTable()
-    pkt = Packet()
-    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = TCP, 4, 64, 1.0
-    pkt.src, pkt.dst = bytes([10, 0, 0, 2]), bytes([192, 0, 2, 80])
-    pkt.sport, pkt.dport, pkt.tcp_flags = 40000, 443, ACK | PSH
-    pkt.payload = b"GET /x HTTP/1.1\r\nHost: plain.example\r\nUser-Agent: curl/8.0\r\n\r\n"
+    pkt = _packet(
+        TCP, bytes([10, 0, 0, 2]), bytes([192, 0, 2, 80]), 40000, 443, tcp_flags=ACK | PSH,
+        payload=b"GET /x HTTP/1.1\r\nHost: plain.example\r\nUser-Agent: curl/8.0\r\n\r\n",
+    )  # fmt: skip
     flow = table.update(pkt)
     engine.packet(pkt, flow, table.last_forward)
     engine.flow_end(flow)
@@ -162,17 +172,15 @@ def _dns_query(qname: str) -> bytes:
 
 
 def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
-    from packettracer.capture.packet import Packet
     from packettracer.model.dpi.inspector import DPIEngine
     from packettracer.model.flows import FlowTable
 
     engine = DPIEngine()
     table = FlowTable()
-    pkt = Packet()
-    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = UDP, 4, 64, 1.0
-    pkt.src, pkt.dst = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 53])
-    pkt.sport, pkt.dport = 53000, 53
-    pkt.payload = _dns_query("xj4k9qz7w2mplr8vt5hy3ncd.example.com")
+    pkt = _packet(
+        UDP, bytes([10, 0, 0, 2]), bytes([10, 0, 0, 53]), 53000, 53,
+        payload=_dns_query("xj4k9qz7w2mplr8vt5hy3ncd.example.com"),
+    )  # fmt: skip
     flow = table.update(pkt)
     engine.packet(pkt, flow, table.last_forward)
     engine.flow_end(flow)
@@ -191,13 +199,12 @@ def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
 
 def _syn(table, engine, dport: int, ttl: int, ts: float):  # type: ignore[no-untyped-def]
     """A plain SYN from 10.0.0.9 (MSS 1460) to 10.0.0.10:dport, through the table and engine."""
-    from packettracer.capture.packet import SYN, Packet
+    from packettracer.capture.packet import SYN
 
-    pkt = Packet()
-    pkt.proto, pkt.ip_version, pkt.ttl, pkt.ts = TCP, 4, ttl, ts
-    pkt.src, pkt.dst = bytes([10, 0, 0, 9]), bytes([10, 0, 0, 10])
-    pkt.sport, pkt.dport, pkt.tcp_flags = 50000, dport, SYN
-    pkt.tcp_window, pkt.tcp_options, pkt.ip_header_len = 64240, b"\x02\x04\x05\xb4", 20
+    pkt = _packet(
+        TCP, bytes([10, 0, 0, 9]), bytes([10, 0, 0, 10]), 50000, dport, ttl=ttl, ts=ts,
+        tcp_flags=SYN, tcp_window=64240, tcp_options=b"\x02\x04\x05\xb4", ip_header_len=20,
+    )  # fmt: skip
     flow = table.update(pkt)
     engine.packet(pkt, flow, table.last_forward)
     return flow
