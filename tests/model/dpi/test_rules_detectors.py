@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import struct
 
-from packettracer.capture.packet import Packet
+from packettracer.capture.packet import ACK, PSH, SYN, Packet
 from packettracer.model.dpi import anomaly, http, osfp, protocols
 from packettracer.model.dpi.categories import ALL_CATEGORIES, CATEGORIES
+from packettracer.model.dpi.inspector import HOST_SYN_SAMPLES, DPIEngine
 from packettracer.model.dpi.rules import TCP, UDP, rules
+from packettracer.model.flows import Flow, FlowTable
 from tests.model.dpi.test_tls_quic import run_engine
 
 
@@ -140,10 +142,14 @@ def _packet(proto: int, src: bytes, dst: bytes, sport: int, dport: int, **fields
     return pkt
 
 
+def _feed(engine: DPIEngine, table: FlowTable, pkt: Packet) -> Flow:
+    """One packet through the flow table, then the engine, as the pipeline passes it."""
+    flow = table.update(pkt)
+    engine.packet(pkt, flow, table.last_forward)
+    return flow
+
+
 def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
-    from packettracer.capture.packet import ACK, PSH
-    from packettracer.model.dpi.inspector import DPIEngine
-    from packettracer.model.flows import FlowTable
 
     engine = DPIEngine()
     table = FlowTable()
@@ -151,8 +157,7 @@ def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
         TCP, bytes([10, 0, 0, 2]), bytes([192, 0, 2, 80]), 40000, 443, tcp_flags=ACK | PSH,
         payload=b"GET /x HTTP/1.1\r\nHost: plain.example\r\nUser-Agent: curl/8.0\r\n\r\n",
     )  # fmt: skip
-    flow = table.update(pkt)
-    engine.packet(pkt, flow, table.last_forward)
+    flow = _feed(engine, table, pkt)
     engine.flow_end(flow)
     ext = flow.ext
     assert ext["protocol"] == "HTTP" and ext["http_host"] == "plain.example"
@@ -165,24 +170,15 @@ def test_protocol_on_an_unexpected_port_and_bogon_destination() -> None:
     )
 
 
-def _dns_query(qname: str) -> bytes:
-    """A DNS query for `qname` (type A), as a resolver client sends it."""
-    labels = b"".join(bytes([len(p)]) + p.encode() for p in qname.split("."))
-    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x00\x01\x00\x01"
-
-
 def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
-    from packettracer.model.dpi.inspector import DPIEngine
-    from packettracer.model.flows import FlowTable
 
     engine = DPIEngine()
     table = FlowTable()
     pkt = _packet(
         UDP, bytes([10, 0, 0, 2]), bytes([10, 0, 0, 53]), 53000, 53,
-        payload=_dns_query("xj4k9qz7w2mplr8vt5hy3ncd.example.com"),
+        payload=dns_query("xj4k9qz7w2mplr8vt5hy3ncd.example.com"),
     )  # fmt: skip
-    flow = table.update(pkt)
-    engine.packet(pkt, flow, table.last_forward)
+    flow = _feed(engine, table, pkt)
     engine.flow_end(flow)
     ext = flow.ext
     assert ext["protocol"] == "DNS" and ext["dns_query"] == "xj4k9qz7w2mplr8vt5hy3ncd.example.com"
@@ -190,30 +186,22 @@ def test_a_random_looking_dns_query_name_scores_the_flow_and_its_host() -> None:
     assert ext["anomaly_score"] >= 30
     assert [s.name for s in engine.host_signals["10.0.0.2"]] == ["dns_entropy"]
     # An ordinary name: no signal.
-    pkt.sport, pkt.payload, pkt.ts = 53001, _dns_query("www.example.com"), 2.0
-    plain = table.update(pkt)
-    engine.packet(pkt, plain, table.last_forward)
+    pkt.sport, pkt.payload, pkt.ts = 53001, dns_query("www.example.com"), 2.0
+    plain = _feed(engine, table, pkt)
     engine.flow_end(plain)
     assert plain.ext["anomaly_score"] == 0 and plain.ext["anomaly_reasons"] == ()
 
 
-def _syn(table, engine, dport: int, ttl: int, ts: float):  # type: ignore[no-untyped-def]
+def _syn(table: FlowTable, engine: DPIEngine, dport: int, ttl: int, ts: float) -> Flow:
     """A plain SYN from 10.0.0.9 (MSS 1460) to 10.0.0.10:dport, through the table and engine."""
-    from packettracer.capture.packet import SYN
-
     pkt = _packet(
         TCP, bytes([10, 0, 0, 9]), bytes([10, 0, 0, 10]), 50000, dport, ttl=ttl, ts=ts,
         tcp_flags=SYN, tcp_window=64240, tcp_options=b"\x02\x04\x05\xb4", ip_header_len=20,
     )  # fmt: skip
-    flow = table.update(pkt)
-    engine.packet(pkt, flow, table.last_forward)
-    return flow
+    return _feed(engine, table, pkt)
 
 
 def test_a_sampled_hosts_syns_keep_their_mss_and_still_show_a_ttl_jump() -> None:
-    from packettracer.model.dpi.inspector import HOST_SYN_SAMPLES, DPIEngine
-    from packettracer.model.flows import FlowTable
-
     engine = DPIEngine()
     table = FlowTable()
     for port in range(1, HOST_SYN_SAMPLES + 5):  # a scan: one SYN per port, each a new flow
@@ -227,8 +215,6 @@ def test_a_sampled_hosts_syns_keep_their_mss_and_still_show_a_ttl_jump() -> None
 
 
 def test_a_bare_flow_ends_with_its_port_verdict_beside_other_features_fields() -> None:
-    from packettracer.model.dpi.inspector import DPIEngine
-    from packettracer.model.flows import FlowTable
 
     engine = DPIEngine()
     engine.bogons_flagged = True  # as with the security feature attached
