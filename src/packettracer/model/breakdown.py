@@ -1,6 +1,6 @@
 """Traffic broken down by country, AS/organisation, protocol and host (top talkers).
 
-Ended flows are added once (`add_flow`); a live view adds the active flows on top of those
+Ended flows are added once (`add_ended`); a live view adds the active flows on top of those
 totals (`snapshot`), so every figure covers the whole capture so far.
 """
 
@@ -19,11 +19,6 @@ class Bucket:
     bytes: int = 0
     packets: int = 0
     flows: int = 0
-
-    def add(self, nbytes: int, packets: int, flows: int = 1) -> None:
-        self.bytes += nbytes
-        self.packets += packets
-        self.flows += flows
 
 
 Table = dict[str, Bucket]
@@ -54,33 +49,22 @@ class Breakdown:
         self.flows = 0
         self.bytes = 0
 
-    def _bump(self, table: Table, key: str, nbytes: int, packets: int) -> None:
-        bucket = table.get(key)
-        if bucket is None:
-            if len(table) >= self.max_keys:
-                key = "(other)"
-                bucket = table.get(key)
-            if bucket is None:
-                bucket = table[key] = Bucket()
-        bucket.bytes += nbytes
-        bucket.packets += packets
-        bucket.flows += 1
+    def _bucket(self, table: Table, key: str) -> Bucket:
+        """A new key's bucket; past `max_keys` keys, the shared "(other)" one."""
+        if len(table) >= self.max_keys:
+            key = "(other)"
+            bucket = table.get(key)
+            if bucket is not None:
+                return bucket
+        bucket = table[key] = Bucket()
+        return bucket
 
     def add(self, tables: dict[str, Table], flow: Flow, keys: FlowKeys) -> None:
-        nbytes = flow.bytes_fwd + flow.bytes_rev
-        packets = flow.packets_fwd + flow.packets_rev
-        bump = self._bump
-        bump(tables["country"], keys.country, nbytes, packets)
-        bump(tables["as"], keys.org, nbytes, packets)
-        bump(tables["protocol"], keys.protocol, nbytes, packets)
-        local, remote = tables["local"], tables["remote"]
-        bump(local if is_local(flow.src) else remote, flow.src, nbytes, packets)
-        bump(local if is_local(flow.dst) else remote, flow.dst, nbytes, packets)
-
-    def add_flow(self, flow: Flow, keys: FlowKeys) -> None:
-        self.flows += 1
-        self.bytes += flow.bytes_fwd + flow.bytes_rev
-        self.add(self.tables, flow, keys)
+        """Count `flow` into `tables` (a live view's copy)."""
+        self._count(
+            tables, flow, keys.country, keys.org, keys.protocol, is_local(flow.src),
+            is_local(flow.dst),
+        )  # fmt: skip
 
     def add_ended(
         self,
@@ -91,13 +75,25 @@ class Breakdown:
         src_local: bool,
         dst_local: bool,
     ) -> None:
-        """`add_flow` for a caller that knows the keys and the locality of both ends already
-        (once per ended flow, so the buckets are bumped inline)."""
+        """Count an ended flow into the totals, under keys the caller knows already (with the
+        locality of both ends)."""
+        self.flows += 1
+        self.bytes += flow.bytes_fwd + flow.bytes_rev
+        self._count(self.tables, flow, country, org, protocol, src_local, dst_local)
+
+    def _count(
+        self,
+        tables: dict[str, Table],
+        flow: Flow,
+        country: str,
+        org: str,
+        protocol: str,
+        src_local: bool,
+        dst_local: bool,
+    ) -> None:
+        # Once per flow: the buckets that exist already (nearly all) are bumped inline.
         nbytes = flow.bytes_fwd + flow.bytes_rev
         packets = flow.packets_fwd + flow.packets_rev
-        self.flows += 1
-        self.bytes += nbytes
-        tables = self.tables
         local, remote = tables["local"], tables["remote"]
         for table, key in (
             (tables["country"], country),
@@ -108,11 +104,10 @@ class Breakdown:
         ):
             bucket = table.get(key)
             if bucket is None:
-                self._bump(table, key, nbytes, packets)
-            else:
-                bucket.bytes += nbytes
-                bucket.packets += packets
-                bucket.flows += 1
+                bucket = self._bucket(table, key)
+            bucket.bytes += nbytes
+            bucket.packets += packets
+            bucket.flows += 1
 
     def snapshot(
         self, active: Iterable[Flow], keys_of: Callable[[Flow], FlowKeys]
