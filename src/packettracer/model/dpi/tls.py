@@ -213,10 +213,9 @@ def records_complete(stream: bytes | bytearray) -> bool:
     return pos == n
 
 
-# The last stream and body parsed, with their results: the DPI and the name learner
-# (model/hostnames.py) read the same ClientHello of a packet one after the other.
+# The last stream parsed, with its result: the name learner (model/hostnames.py) asks about a
+# stream twice when it holds no SNI yet (`client_hello_sni`, then `hello_incomplete`).
 _last_stream: list[Any] = [None, None]
-_last_hello: list[Any] = [None, None]
 
 
 def handshake_messages(stream: bytes) -> tuple[list[tuple[int, bytes]], bool]:
@@ -305,18 +304,7 @@ _HELLO_EXTS_READ = frozenset(
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
-    """Parse the body of a ClientHello handshake message. The result is shared with the next
-    caller parsing the same bytes: do not modify it."""
-    if type(body) is bytes and body == _last_hello[0]:
-        return _last_hello[1]
-    hello = _parse_client_hello(body)
-    if type(body) is bytes:
-        _last_hello[0] = body
-        _last_hello[1] = hello
-    return hello
-
-
-def _parse_client_hello(body: bytes) -> ClientHello:
+    """Parse the body of a ClientHello handshake message."""
     if len(body) < 38:
         raise TLSParseError("short ClientHello")
     hello = ClientHello(version=int.from_bytes(body[0:2], "big"))
