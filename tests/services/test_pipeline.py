@@ -159,6 +159,32 @@ def test_streamed_output_equals_plain_serialization(name: str) -> None:
     assert len(rows) == len(plain.flows)
 
 
+def test_streamed_json_writes_every_kind_of_ext_value_as_the_encoder_does() -> None:
+    """The flow writer formats common ext values itself: each kind must come out as
+    json.dumps writes it (escapes, non-ASCII text, bool before int, floats, containers)."""
+    import enum
+
+    class Kind(enum.IntEnum):
+        A = 7
+
+    result = analyze_file(str(DATA / "dns.pcap"))
+    flow = result.flow_objects[0]
+    flow.ext = {
+        "none": None, "text": 'quote " back \\ tab \t bell \x07',
+        "unicode": "Zürich ☃ \ud83d\ude00",
+        "empty": "", "yes": True, "no": False, "zero": 0, "neg": -42, "big": 2**70,
+        "kind": Kind.A, "ratio": 0.1, "whole": 3.0, "nan": float("nan"), "inf": float("-inf"),
+        "reasons": (), "list": ["a", 1, None], "nested": {"k": [True, 1.5]},
+    }  # fmt: skip
+    again = flow.ext.copy()  # a second flow with the same keys: the keys' cached JSON
+    result.flow_objects[1].ext = again
+    plain = ReportResult(result.summary, flows=[f.to_dict() for f in result.flow_objects])
+    plain.extra = result.extra
+    streamed = render(result, "json")
+    assert streamed == json.dumps(plain.to_json(), separators=(",", ":")) + "\n"
+    assert streamed.count('"kind":7,"ratio":0.1,"whole":3.0,"nan":NaN,"inf":-Infinity') == 2
+
+
 def test_materialized_flows_are_what_gets_written() -> None:
     result = analyze_file(str(DATA / "5-pings.pcap"))
     result.flows[0]["note"] = "added by a feature"

@@ -297,6 +297,8 @@ def _write_json(result: ReportResult, out: TextIO) -> None:
 
 
 _BASE_KEYS = frozenset(BASE_COLUMNS) | frozenset(OPTIONAL_COLUMNS)
+# ',"key":' per ext key, made once: a few dozen names that repeat on every flow.
+_KEY_JSON: dict[Any, str] = {}
 
 
 def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
@@ -326,8 +328,31 @@ def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
     if flow.end_reason is not None:
         text += f',"end_reason":{_q(flow.end_reason)}'
     if ext:
+        parts = [text]
+        keys = _KEY_JSON
         for key, value in ext.items():
-            text += f",{encode(key)}:{encode(value)}"
+            k = keys.get(key)
+            if k is None:
+                k = f",{encode(key)}:"
+                if key.__class__ is str and len(keys) < 4096:
+                    keys[key] = k
+            # The encoder's own output for the common scalars, without its per-call setup
+            # (most ext values are short strings, None, booleans and small integers).
+            cls = value.__class__
+            if value is None:
+                v = "null"
+            elif cls is str:
+                v = _q(value)
+            elif cls is bool:
+                v = "true" if value else "false"
+            elif cls is int:
+                v = int.__repr__(value)
+            else:
+                v = encode(value)
+            parts.append(k)
+            parts.append(v)
+        parts.append("}")
+        return "".join(parts)
     return text + "}"
 
 
