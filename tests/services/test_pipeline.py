@@ -282,3 +282,33 @@ def test_report_pauses_the_cyclic_gc_only_while_it_analyzes(
     with pytest.raises(CaptureFileError):
         analyze_file(str(DATA / "no-such.pcap"))
     assert gc.isenabled()  # back on after a failure too
+
+
+def test_report_hands_what_it_made_to_the_oldest_gc_generation() -> None:
+    """The report's flows outlive the analysis: they go to the oldest generation at once,
+    not through collections of the young ones that would walk all of them again."""
+    import gc
+
+    gc.collect()
+    result = analyze_file(str(DATA / "http.pcap"))
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert result.flow_objects and all(id(f) in oldest for f in result.flow_objects)
+    assert gc.get_count()[0] < 700  # the young generation starts (nearly) empty
+
+
+def test_report_leaves_objects_the_process_froze_frozen() -> None:
+    import gc
+
+    gc.collect()
+    kept = [{"frozen": [1]} for _ in range(10)]
+    gc.freeze()
+    try:
+        analyze_file(str(DATA / "http.pcap"))
+        # still in the permanent generation: in none of the three the collector walks
+        walked = {id(o) for o in gc.get_objects()}
+        assert gc.get_freeze_count() >= len(kept)
+        assert not any(id(d) in walked for d in kept)
+    finally:
+        gc.unfreeze()
+    assert all(id(d) in {id(o) for o in gc.get_objects()} for d in kept)
