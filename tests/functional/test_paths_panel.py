@@ -61,10 +61,21 @@ async def test_paths_panel_shows_live_trace_and_adds_targets() -> None:
             return next((s.rounds for s in feature.targets if s.target == target), 0)
 
         await wait_for(pilot, lambda: rounds("127.0.0.1") >= 3)
-        await pilot.pause(0.2)
         panel = app.query_one(PathsPanel)
         targets: DataTable[Text] = panel.query_one("#paths-targets", DataTable)
         hops: DataTable[Text] = panel.query_one("#paths-hops", DataTable)
+
+        def shown() -> bool:
+            """The panel (refreshed on a timer) shows those rounds."""
+            return (
+                targets.row_count >= 1
+                and _cells(targets, 0)[4] == "reached"
+                and hops.row_count >= 1
+                and bool(_cells(hops, 0)[11].strip())
+                and "Route history of 127.0.0.1" in panel.history_text.plain
+            )
+
+        await wait_for(pilot, shown)
         assert _cells(targets, 0)[0] == "127.0.0.1"
         assert _cells(targets, 0)[4] == "reached"
         hop = _cells(hops, 0)
@@ -77,13 +88,11 @@ async def test_paths_panel_shows_live_trace_and_adds_targets() -> None:
             await pilot.press(ch)
         await pilot.press("enter")
         await wait_for(pilot, lambda: rounds("::1") >= 1)
-        await pilot.pause(0.2)
-        assert targets.row_count == 2
+        await wait_for(pilot, lambda: targets.row_count == 2)
         # `x` stops the selected one.
         targets.move_cursor(row=1)
         await pilot.press("x")
-        await pilot.pause(0.2)
-        assert [s.target for s in feature.targets] == ["127.0.0.1"]
+        await wait_for(pilot, lambda: [s.target for s in feature.targets] == ["127.0.0.1"])
 
 
 async def test_route_change_is_highlighted_in_history() -> None:
@@ -107,7 +116,7 @@ async def test_route_change_is_highlighted_in_history() -> None:
         await wait_for(pilot, lambda: len(panel.keys) == 2)
         targets: DataTable[Text] = panel.query_one("#paths-targets", DataTable)
         targets.move_cursor(row=panel.keys.index("192.0.2.9"))
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "route to 192.0.2.9 changed" in panel.history_text.plain)
         assert _cells(targets, panel.keys.index("192.0.2.9"))[4] == "changed"
         history = panel.history_text
         plain = history.plain

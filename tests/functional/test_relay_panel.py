@@ -84,11 +84,12 @@ async def test_relay_panel_lists_agents_and_filters_traffic_by_site(server: Nats
         panel = app.panels["7"]
         assert isinstance(panel, RelayPanel)
         collector = panel.collector
-        await _wait(pilot, lambda: collector.connected)
-        await pilot.pause(0.3)
+        await _wait(pilot, lambda: collector.connected)  # and subscribed
         await _publish(server.url, "paris", 3)
         await _publish(server.url, "tokyo", 2)
         await _wait(pilot, lambda: len(collector.flows) == 5)
+        # heartbeats come on their own subscription: wait for both agents' too
+        await _wait(pilot, lambda: {"paris", "tokyo"} <= set(collector.agents))
         app.refresh_now()
         await pilot.pause()
         assert panel.sites == ["paris", "tokyo"]
@@ -131,8 +132,7 @@ async def test_relay_only_has_no_local_capture(server: NatsServer) -> None:
     assert app.runtime.capture is None
     async with app.run_test(size=(120, 30)) as pilot:
         collector = app.panels["7"].collector  # type: ignore[attr-defined]
-        await _wait(pilot, lambda: collector.connected)
-        await pilot.pause(0.3)
+        await _wait(pilot, lambda: collector.connected)  # and subscribed
         await _publish(server.url, "lyon", 4)
         await _wait(pilot, lambda: len(collector.flows) == 4)
         assert len(list(app.runtime.all_flows())) == 4

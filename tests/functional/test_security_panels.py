@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from functional.dashboard_helpers import DATA, dashboard_settings, make_app, replayed
+from functional.dashboard_helpers import DATA, dashboard_settings, make_app, replayed, wait_for
 
 from packettracer.app import PacketTracerApp
 from packettracer.screens.alerts import AlertsPanel
@@ -43,7 +43,7 @@ async def test_alerts_panel_ack_filter_suppress_and_jump(tmp_path: Path) -> None
             source="trace",
         )
         await pilot.press("u")  # state: unacked
-        await pilot.pause()
+        await wait_for(pilot, lambda: bool(rung))  # the bell rings on the next timed refresh
         assert rung == [1]  # a high alert rang the bell once
         assert [a.kind for a in panel.shown] == ["route.change", "scan.vertical"]
         # the cursor stayed on the scan alert; the new one sorts first (worse)
@@ -76,8 +76,8 @@ async def test_alerts_panel_ack_filter_suppress_and_jump(tmp_path: Path) -> None
             is not None
         )
 
-        await pilot.pause(0.3)  # the panel shows the new alert on its next refresh
-        assert len(panel.shown) == 3
+        # the panel shows the new alert on its next timed refresh
+        await wait_for(pilot, lambda: len(panel.shown) == 3)
         await pilot.press("A")  # acknowledge everything shown
         await pilot.pause()
         assert service.unacknowledged_count() == 0 and not app.status().alerts

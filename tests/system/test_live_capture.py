@@ -360,11 +360,16 @@ from packettracer.capture.source import BatchQueue
 source = AfPacketSource(sys.argv[1], "udp")
 source.start(BatchQueue(64))
 print("ready", flush=True)
-sys.stdin.readline()
-time.sleep(0.3)
+expected = int(sys.stdin.readline())
+deadline = time.monotonic() + 10
+while source.received < expected and time.monotonic() < deadline:
+    time.sleep(0.02)
+time.sleep(0.1)  # and nothing more than expected comes
 print(source.received, flush=True)
 sys.stdin.readline()
-time.sleep(0.5)
+deadline = time.monotonic() + 10
+while not source.finished and time.monotonic() < deadline:
+    time.sleep(0.02)
 print(source.finished, source.error, flush=True)
 source.stop()
 """
@@ -396,7 +401,7 @@ def test_interface_down_up_then_removed() -> None:
         subprocess.run(["ip", "-n", pair.b, "link", "set", pair.veth_b, "up"], check=True)
         time.sleep(0.3)
         udp_blast(pair, 40999)
-        proc.stdin.write("next\n")
+        proc.stdin.write(f"{COUNT}\n")  # how many to wait for
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == str(COUNT)
         # deleted: the source stops and says why

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import DATA, agent_command, is_root
@@ -273,13 +274,40 @@ async def test_killed_agent_goes_late_then_lost(two_sites: dict) -> None:
         await col.close()
 
 
+async def test_connected_means_subscribed(
+    nats: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat sent the moment the collector says it is connected arrives (no stored copy
+    of heartbeats exists: one sent before the subscriptions would be lost), even when
+    subscribing is slow."""
+    import nats as nats_client
+
+    subscribe = Collector._subscribe
+
+    async def slow_subscribe(self: Collector, nc: Any) -> None:
+        await asyncio.sleep(0.5)
+        await subscribe(self, nc)
+
+    monkeypatch.setattr(Collector, "_subscribe", slow_subscribe)
+    nc = await nats_client.connect(nats.url)
+    col = CollectorHandle(nats.url)
+    try:
+        await wait_for(lambda: col.collector.connected, 10, "collector connected")
+        beat = m.encode("heartbeat", "early", {"ts": time.time(), "version": "x", "interval": 1})
+        await nc.publish("packettracer.early.heartbeat", beat)
+        await nc.flush()
+        await wait_for(lambda: "early" in col.collector.agents, 5, "the first heartbeat")
+    finally:
+        await nc.close()
+        await col.close()
+
+
 async def test_garbage_on_the_subjects_is_counted_and_dropped(nats: NatsServer) -> None:
     import nats as nats_client
 
     col = CollectorHandle(nats.url)
     try:
         await wait_for(lambda: col.collector.connected, 10, "collector connected")
-        await asyncio.sleep(0.3)
         nc = await nats_client.connect(nats.url)
         await nc.publish("packettracer.evil.stats", b"\x00\x01 not json")
         await nc.publish("packettracer.evil.heartbeat", b'{"v": 1, "kind": "heartbeat"}')

@@ -147,7 +147,10 @@ def test_a_lock_held_longer_than_the_busy_timeout_delays_rows_but_loses_none(
             assert "locked by another process" in saw_warning
             assert "500 rows not written yet" in saw_warning
             assert feature.writer.failures >= 1
-            assert "store" not in runtime.status_warnings  # cleared once written
+            # cleared once written (just after the count of written rows goes up)
+            while "store" in runtime.status_warnings:
+                assert time.monotonic() < deadline, runtime.status_warnings
+                await asyncio.sleep(0.02)
         finally:
             await runtime.stop()
 
@@ -224,13 +227,24 @@ def test_disk_full_warns_keeps_rows_bounded_and_resumes(small_tmpfs: Path) -> No
             while writer.failing != "disk full":
                 assert time.monotonic() < deadline, writer.stats()
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
+
+            def unwritten() -> int:
+                """The warning's count of rows not written (-1 before the warning says so)."""
+                warning = runtime.status_warnings.get("store", "")
+                if not warning.startswith("database: disk full, "):
+                    return -1
+                return int(warning.split(", ")[1].split()[0])
+
+            # The writer rewrites its warning when a retry fails: wait for the one that counts
+            # every row dropped so far (no more rows are coming).
+            deadline = time.monotonic() + 20
+            while unwritten() < writer.dropped:
+                assert time.monotonic() < deadline, (writer.stats(), runtime.status_warnings)
+                await asyncio.sleep(0.05)
             warning = runtime.status_warnings.get("store", "")
-            assert warning.startswith("database: disk full, ") and "rows not written" in warning
+            assert "rows not written" in warning
             assert writer.pending <= 4000 and writer.dropped > 0
             assert runtime.errors == []  # the writer service is still running
-            unwritten = int(warning.split(", ")[1].split()[0])
-            assert unwritten >= writer.dropped
             # Space comes back: the kept rows are written, the warning changes to what was lost.
             await asyncio.to_thread(filler.unlink)
             deadline = time.monotonic() + 20

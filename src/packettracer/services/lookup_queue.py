@@ -19,6 +19,9 @@ class QueuedLookups:
     in_flight: int
     _queue: OrderedDict[str, None]
     _wake: asyncio.Event
+    # Addresses taken off the queue whose look-up has not finished: a task that has not started
+    # yet has not counted itself in `in_flight`.
+    _taken = 0
 
     async def resolve(self, address: str) -> Any:
         raise NotImplementedError
@@ -35,6 +38,11 @@ class QueuedLookups:
             finally:
                 slots.release()
 
+        def finished(task: asyncio.Task[Any]) -> None:
+            # a done callback: it runs for a task cancelled before it started, too
+            tasks.discard(task)
+            self._taken -= 1
+
         try:
             while True:
                 if not self._queue:
@@ -43,9 +51,10 @@ class QueuedLookups:
                     continue
                 await slots.acquire()
                 address, _ = self._queue.popitem(last=False)
+                self._taken += 1
                 task = asyncio.get_running_loop().create_task(one(address))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(finished)
         finally:
             for task in tasks:
                 task.cancel()
@@ -54,5 +63,5 @@ class QueuedLookups:
         """Wait (at most `seconds`) until nothing is queued or in flight."""
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
-        while (self._queue or self.in_flight) and loop.time() < end:
+        while (self._queue or self.in_flight or self._taken) and loop.time() < end:
             await asyncio.sleep(0.02)

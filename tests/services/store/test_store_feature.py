@@ -195,7 +195,11 @@ async def test_panel_lines_come_from_background_reads(tmp_path: Path) -> None:
             )  # fmt: skip
         await feature.finish()
         deadline = time.monotonic() + 10
-        while not (destinations_history_line(runtime) and stats_history_line(runtime)):
+        # Two background queries (the summary, the top destination) answer in either order:
+        # wait for the line that holds both.
+        while not (
+            "most bytes" in destinations_history_line(runtime) and stats_history_line(runtime)
+        ):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         assert destinations_history_line(runtime) == (

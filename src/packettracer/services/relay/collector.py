@@ -386,8 +386,11 @@ class Collector:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 5.0)
         self.runtime.status_warnings.pop("relay", None)
-        self.connected = True
         await self._subscribe(self.nc)
+        # Connected means receiving: only once the server has the subscriptions (a round trip
+        # after them) would a message an agent sends now reach us.
+        await self.nc.flush()
+        self.connected = True
         try:
             while True:
                 await asyncio.sleep(0.5)
