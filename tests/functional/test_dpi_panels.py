@@ -69,3 +69,34 @@ async def test_traffic_panel_gains_app_and_category_columns() -> None:
         keys = [c.key for c in FLOW_COLUMNS]
         assert keys.index("app") == keys.index("state") + 1
         assert keys.index("category") == keys.index("app") + 1
+
+
+async def test_settled_panels_show_the_end_even_right_after_a_timed_refresh() -> None:
+    """The DPI panel recomputes at most once a second; `invalidate()` (called once a replay
+    has settled) recomputes at once, and the detail line follows the focused row's new data."""
+    import time
+
+    from packettracer.screens.dpi import DpiPanel
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await replayed(pilot)
+        await pilot.press("0")
+        panel = app.query_one(DpiPanel)
+        flows = app.query_one("#dpi-flows", DataTable)
+        await wait_for(pilot, lambda: flows.row_count > 0)
+        assert flows.has_focus and flows.cursor_row == 0
+        # A flow with the worst score arrives just after the timer's refresh: it sorts first.
+        app.runtime.features["dpi"].flagged_flows.append(
+            {"src": "192.0.2.66", "sport": 4444, "dst": "198.51.100.9", "dport": 53,
+             "proto": "udp", "app": "DNS", "score": 99, "reasons": ["late arrival"]}
+        )  # fmt: skip
+        key = "192.0.2.66:4444 > 198.51.100.9:53"
+        panel.throttle.last = time.monotonic()
+        panel.refresh_view()
+        assert key not in panel.flow_info  # throttled: the next second would show it
+        panel.invalidate()
+        assert column(flows, 0)[0] == key
+        detail = app.query_one("#dpi-detail", Static).render()
+        plain = detail.plain if isinstance(detail, Text) else str(detail)
+        assert plain.startswith(key) and "! late arrival" in plain

@@ -8,14 +8,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from packettracer.screens.base import Panel
-from packettracer.screens.dpi_common import Throttle, cell, fill, no_dpi_text, share, size
-from packettracer.services.runtime import Runtime
+from packettracer.screens.dpi_common import ThrottledPanel, cell, fill, no_dpi_text, share, size
 
 CATEGORY_STYLE = {"malware": "bold red", "unknown": "dim", "vpn": "magenta", "p2p": "yellow"}
 
 
-class AnalysisPanel(Panel):
+class AnalysisPanel(ThrottledPanel):
     PANEL_KEY = "4"
     PANEL_ID = "analysis"
     PANEL_TITLE = "Analysis"
@@ -25,10 +23,6 @@ class AnalysisPanel(Panel):
     AnalysisPanel Horizontal { height: 1fr; }
     AnalysisPanel DataTable { width: 1fr; height: 1fr; }
     """
-
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        self.throttle = Throttle()
 
     def compose(self) -> ComposeResult:
         yield Static(id="analysis-summary")

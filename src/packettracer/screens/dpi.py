@@ -11,9 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from packettracer.screens.base import Panel
 from packettracer.screens.dpi_columns import flow_app, flow_category
-from packettracer.screens.dpi_common import Throttle, cell, fill, no_dpi_text
+from packettracer.screens.dpi_common import ThrottledPanel, cell, fill, no_dpi_text
 from packettracer.services.runtime import Runtime
 
 MAX_FLOW_ROWS = 300
@@ -26,7 +25,7 @@ def score_cell(score: int | None) -> Text:
     return Text(str(score), style, justify="right")
 
 
-class DpiPanel(Panel):
+class DpiPanel(ThrottledPanel):
     PANEL_KEY = "0"
     PANEL_ID = "dpi"
     PANEL_TITLE = "DPI"
@@ -41,7 +40,6 @@ class DpiPanel(Panel):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self.throttle = Throttle()
         self.host_info: dict[str, dict[str, Any]] = {}
         self.flow_info: dict[str, dict[str, Any]] = {}
 
@@ -65,6 +63,14 @@ class DpiPanel(Panel):
         # Refills highlight rows too: explain only what the user moves through.
         if event.data_table.has_focus:
             self._explain(event.data_table.id, event.row_key.value)
+
+    def _explain_focused(self) -> None:
+        """The detail line follows the focused table's cursor row as its data changes (a
+        refill moves no cursor, so no highlight event says so)."""
+        for table in self.query(DataTable):
+            if table.has_focus and table.row_count and table.cursor_row is not None:
+                row = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+                self._explain(table.id, row.value)
 
     def _explain(self, table_id: str | None, key: str | None) -> None:
         detail = self.query_one("#dpi-detail", Static)
@@ -146,6 +152,7 @@ class DpiPanel(Panel):
                 )
             )
         fill(self.query_one("#dpi-flows", DataTable), flow_rows)
+        self._explain_focused()
         anomalies = dpi.host_anomalies()
         summary.update(
             Text(

@@ -1,6 +1,6 @@
-"""Helpers the Analysis, Ports and DPI panels share: the DPI feature lookup, a refresh throttle
-(their aggregates walk every live flow, so they recompute at most once a second) and filling a
-DataTable from rows of text cells."""
+"""Helpers the Analysis, Ports, DPI and Stats panels share: a refresh throttle (their aggregates
+walk every live flow, so they recompute at most once a second), the panel base that holds it, and
+filling a DataTable from rows of text cells."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from packettracer.screens.base import Panel
+from packettracer.services.runtime import Runtime
 from packettracer.widgets.flow_table import human_bytes, sanitize
 
 RECOMPUTE_EVERY = 1.0
@@ -55,6 +57,21 @@ class Throttle:
             return False
         self.last = now
         return True
+
+
+class ThrottledPanel(Panel):
+    """A panel that recomputes at most once per RECOMPUTE_EVERY (`refresh_view` asks
+    `self.throttle.due()` first)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.throttle = Throttle()
+
+    def invalidate(self) -> None:
+        """Recompute now, not on the next second: after a replay has settled, the panel shows
+        its end even when the timer refreshed it a moment before (snapshots, --snapshot)."""
+        self.throttle.last = 0.0
+        self.refresh_view()
 
 
 def no_dpi_text() -> Text:

@@ -11,14 +11,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from packettracer.screens.base import Panel
-from packettracer.screens.dpi_common import Throttle, cell, fill, no_dpi_text, size
-from packettracer.services.runtime import Runtime
+from packettracer.screens.dpi_common import ThrottledPanel, cell, fill, no_dpi_text, size
 
 MAX_PORT_ROWS = 300
 
 
-class PortsPanel(Panel):
+class PortsPanel(ThrottledPanel):
     PANEL_KEY = "5"
     PANEL_ID = "ports"
     PANEL_TITLE = "Ports"
@@ -31,10 +29,6 @@ class PortsPanel(Panel):
     PortsPanel #ports-services { height: 1fr; }
     PortsPanel #ports-scanners { height: 1fr; }
     """
-
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
-        self.throttle = Throttle()
 
     def compose(self) -> ComposeResult:
         yield Static(id="ports-summary")

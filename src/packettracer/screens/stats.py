@@ -13,8 +13,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from packettracer.model.breakdown import Table, top
 from packettracer.model.names import display
-from packettracer.screens.base import Panel
-from packettracer.screens.dpi_common import Throttle, cell, fill, share, size
+from packettracer.screens.dpi_common import ThrottledPanel, cell, fill, share, size
 from packettracer.services.runtime import Runtime
 from packettracer.services.store_feature import stats_history_line
 from packettracer.widgets.flow_table import human_count, human_rate, sanitize
@@ -29,7 +28,7 @@ def _bar(fraction: float, width: int = 10) -> Text:
     return Text("█" * filled + "·" * (width - filled), "cyan", no_wrap=True)
 
 
-class StatsPanel(Panel):
+class StatsPanel(ThrottledPanel):
     PANEL_KEY = "3"
     PANEL_ID = "stats"
     PANEL_TITLE = "Stats"
@@ -44,7 +43,6 @@ class StatsPanel(Panel):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self.throttle = Throttle()
         self._fresh = False
 
     def compose(self) -> ComposeResult:
@@ -68,10 +66,8 @@ class StatsPanel(Panel):
         self.query_one("#stats-country", DataTable).focus()
 
     def invalidate(self) -> None:
-        """Recompute now (after a replay settled, for snapshots), not on the next second."""
-        self.throttle.last = 0.0
         self._fresh = True
-        self.refresh_view()
+        super().invalidate()
 
     @property
     def resolution(self) -> Any:
