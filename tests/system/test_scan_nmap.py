@@ -151,7 +151,11 @@ def _capture(pair: NsPair, tmp: Path, nmap_args: list[str]) -> Path:
             check=False,
         )
         assert proc.returncode == 0, proc.stderr
-        time.sleep(0.3)
+        # tcpdump writes each packet as it reads it (-U): stop once the file no longer grows.
+        size, deadline = -1, time.monotonic() + 10
+        while pcap.stat().st_size != size and time.monotonic() < deadline:
+            size = pcap.stat().st_size
+            time.sleep(0.3)
     finally:
         dump.send_signal(signal.SIGINT)
         _, err = dump.communicate(timeout=10)
