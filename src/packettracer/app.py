@@ -41,6 +41,10 @@ class SnapshotPlan:
 
 class PacketTracerApp(App[int]):
     TITLE = "PacketTracer"
+    # Focus is the shown panel's to give (`show_panel` -> `focus_main`). Textual's auto-focus of
+    # the first focusable widget raced with it: the DPI panel came up with its hosts table
+    # focused or its flows table, depending on timing.
+    AUTO_FOCUS = None
 
     CSS = """
     Screen {
