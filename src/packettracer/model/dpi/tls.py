@@ -6,10 +6,11 @@ parses once the bytes are all there."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from struct import unpack_from
-from typing import Any
+from typing import Any, TypeVar
 
 CONTENT_HANDSHAKE = 22
 HS_CLIENT_HELLO = 1
@@ -61,6 +62,20 @@ class TLSParseError(ValueError):
 
 _FINGERPRINTS: dict[tuple[Any, ...], tuple[str, str]] = {}
 _JA3S: dict[tuple[Any, ...], str] = {}
+_T = TypeVar("_T")
+
+
+def _remembered(
+    cache: dict[tuple[Any, ...], _T], key: tuple[Any, ...], make: Callable[[], _T]
+) -> _T:
+    """cache[key], made by make() the first time; the cache starts afresh at 4,096 entries."""
+    hit = cache.get(key)
+    if hit is None:
+        hit = make()
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[key] = hit
+    return hit
 
 
 @dataclass
@@ -106,13 +121,7 @@ class ClientHello:
             tuple(self.supported_versions), self.sni is not None and self.sni != "",
             self.alpn[0] if self.alpn else None,
         )  # fmt: skip
-        hit = _FINGERPRINTS.get(key)
-        if hit is None:
-            hit = (self.ja4(transport), self.ja3())
-            if len(_FINGERPRINTS) >= 4096:
-                _FINGERPRINTS.clear()
-            _FINGERPRINTS[key] = hit
-        return hit
+        return _remembered(_FINGERPRINTS, key, lambda: (self.ja4(transport), self.ja3()))
 
     def ja4(self, transport: str = "t") -> str:
         """JA4 (FoxIO): `t13d1516h2_8daaf6152771_e5627efa2ab1`."""
@@ -167,14 +176,11 @@ class ServerHello:
     def ja3s(self) -> str:
         # A server answers its clients alike: hash each distinct answer once.
         key = (self.version, self.cipher, tuple(self.extensions))
-        hit = _JA3S.get(key)
-        if hit is None:
-            text = f"{self.version},{self.cipher}," + "-".join(str(e) for e in self.extensions)
-            hit = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-            if len(_JA3S) >= 4096:
-                _JA3S.clear()
-            _JA3S[key] = hit
-        return hit
+        return _remembered(_JA3S, key, self._ja3s)
+
+    def _ja3s(self) -> str:
+        text = f"{self.version},{self.cipher}," + "-".join(str(e) for e in self.extensions)
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass
