@@ -696,7 +696,7 @@ class DPIEngine:
         dst = flow.dst
         name = self._name_for(dst)
         app = self.rules.app_for_name(name) if name is not None else None
-        template: dict[str, Any] | None = None  # a shared dict of the fields: copied, not kept
+        template: dict[str, Any] | None = None  # the port's shared dict of the fields
         if app is not None:
             category = self.rules.info(app).category
             encrypted = False
@@ -719,15 +719,11 @@ class DPIEngine:
             verdict = (*verdict[:5], sig.weight, [sig.reason])
             template = None
             self._host_signal(flow.src, sig)
-        if template is None:
-            if ext is None:
-                flow.ext = _fields(verdict)
-            else:
-                ext.update(_fields(verdict))
-        elif ext is None:
-            flow.ext = template.copy()
+        fields = _fields(verdict) if template is None else template
+        if ext is None:
+            flow.ext = fields.copy()
         else:
-            ext.update(template)
+            ext.update(fields)
         return verdict
 
     def _bogon(self, flow: Flow, ext: dict[str, Any] | None) -> bool:
