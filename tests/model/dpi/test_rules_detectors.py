@@ -245,3 +245,34 @@ def test_http_heads_give_the_first_of_each_wanted_header() -> None:
     assert split is not None and split.host is None
     resp = http.parse_response(b"HTTP/1.1 404 Not Found\r\nServer:  nginx \r\n\r\n")
     assert resp is not None and resp.status == 404 and resp.server == "nginx"
+
+
+def test_a_bare_flow_with_a_named_server_or_a_bogon_mark_leaves_the_port_verdict() -> None:
+    engine = DPIEngine()
+    engine.bogons_flagged = True
+    table = FlowTable()
+    plain = _syn(table, engine, 443, 64, 1.0)
+    assert engine.flow_end(plain)[:3] == ("TLS", "web", "port-guess")
+    # The server's name (from a DNS answer) names the application.
+    engine.dns_names["10.0.0.10"] = "www.youtube.com"
+    named = _syn(table, engine, 443, 64, 2.0)
+    verdict = engine.flow_end(named)
+    assert verdict[:3] == ("YouTube", "streaming", "name") and named.ext["app"] == "YouTube"
+    del engine.dns_names["10.0.0.10"]
+    # A flow the security feature marked bogon carries the signal, and its host too.
+    marked = _feed(
+        engine, table,
+        _packet(TCP, bytes([10, 0, 0, 9]), bytes([192, 0, 2, 10]), 50002, 443, ttl=64, ts=3.0,
+                tcp_flags=SYN, tcp_window=64240, tcp_options=b"", ip_header_len=20),
+    )  # fmt: skip
+    marked.ext = {"threat": "bogon"}
+    verdict = engine.flow_end(marked)
+    assert verdict[5] > 0 and marked.ext["anomaly_reasons"] == verdict[6]
+    assert [s.name for s in engine.host_signals["10.0.0.9"]] == ["bogon"]
+    # Only the client's port is known: the server-port-first guess falls back to it.
+    reply = _feed(
+        engine, table,
+        _packet(TCP, bytes([10, 0, 0, 10]), bytes([10, 0, 0, 9]), 22, 50001, ts=4.0,
+                tcp_flags=SYN | ACK, tcp_window=64240, tcp_options=b"", ip_header_len=20),
+    )  # fmt: skip
+    assert engine.flow_end(reply)[:2] == ("SSH", "remote_access")

@@ -788,7 +788,30 @@ class DPIEngine:
         st = flow.inspection
         flow.inspection = None
         if st.__class__ is int:
-            verdict = self._end_unknown(None, flow)  # a TCP flow that never carried payload
+            # A TCP flow that never carried payload (most flows: scans, bare handshakes). With
+            # no name for its server and no bogon check to make, its verdict is its port's:
+            # looked up here, without the general path's calls.
+            dst = flow.dst
+            index = self.name_index
+            if (
+                self.bogons_flagged
+                and dst not in self.dns_names
+                and (self.name_lookup is None or (index is not None and dst not in index))
+            ):
+                ports = self._port_verdicts
+                hit = ports.get((TCP, flow.dport))
+                if hit is None or hit[0] is _UNKNOWN_VERDICT:
+                    hit = self._port_verdict(TCP, flow.sport, flow.dport)
+                verdict, fields = hit
+                ext = flow.ext
+                if ext is None:
+                    flow.ext = fields.copy()
+                elif ext.get("threat") == "bogon":
+                    verdict = self._end_unknown(None, flow)
+                else:
+                    ext.update(fields)
+            else:
+                verdict = self._end_unknown(None, flow)
         elif st is None:
             verdict = _verdict_of(flow.ext)  # never inspected here (a remote agent's flow)
         elif st.protocol is None and st.signals is _NO_SIGNALS and not st.details:
