@@ -8,7 +8,7 @@ ARGS   ?=
 
 .PHONY: run test setup setup-test lint typecheck bench clean
 
-$(VENV)/.run-stamp: pyproject.toml scripts/install-system-deps.sh
+$(VENV)/.run-stamp: pyproject.toml setup.py scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh run
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -24,9 +24,11 @@ setup: $(VENV)/.run-stamp
 setup-test: $(VENV)/.test-stamp
 
 run: setup
+	bash scripts/rebuild-compiled.sh
 	$(VENV)/bin/packettracer $(ARGS)
 
 test: setup-test
+	bash scripts/rebuild-compiled.sh
 	bash scripts/run-tests.sh
 
 lint: setup-test
@@ -35,7 +37,9 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 bench: setup-test
+	bash scripts/rebuild-compiled.sh
 	bash scripts/run-benchmarks.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -f src/*__mypyc*.so src/packettracer/model/dpi/*.so

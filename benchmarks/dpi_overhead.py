@@ -47,7 +47,7 @@ def run(path: Path, dpi: bool) -> tuple[int, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("capture", nargs="?", default=str(DEFAULT))
-    parser.add_argument("--runs", type=int, default=3, help="best of N runs each (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="best of N runs each (default 5)")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # figures only
     path = Path(args.capture)
@@ -68,6 +68,10 @@ def main() -> int:
             f"DPI {'on ' if dpi else 'off'}: {packets} packets, {flows} flows, "
             f"{best[dpi]:,.0f} packets per CPU-second (best of {args.runs})"
         )
+    from packettracer.model.dpi import inspector
+
+    built = "compiled (mypyc)" if str(inspector.__file__).endswith(".so") else "pure Python"
+    print(f"DPI modules: {built}")
     overhead = 1 - best[True] / best[False]
     print(f"DPI overhead: {overhead:.1%} of the throughput without DPI (budget: 20%)")
     return 0

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages PacketTracer needs. Usage: install-system-deps.sh [run|test]
-#   run:  what the dashboard needs at run time (libpcap for BPF compilation, iproute2)
+#   run:  what the dashboard needs at run time (libpcap for BPF compilation, iproute2) and
+#         the C compiler and headers the compiled DPI modules are built with
 #   test: also the real peers the test suite drives (tcpdump, tshark, dnsmasq, nmap, chromium, ...)
 # Idempotent and quiet when everything is already there; needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 mode=${1:-run}
 pkgs=(libpcap0.8 iproute2 python3-venv)
+pkgs+=(gcc python3-dev)  # setup.py compiles the DPI's modules with mypyc (pure Python without)
 if [ "$mode" = test ]; then
   pkgs+=(tcpdump tshark wireshark-common dnsmasq-base nmap tcpreplay chromium iputils-ping procps psmisc e2fsprogs util-linux)
   pkgs+=(nftables ethtool)  # traceroute tests: silent routers (nft), delay-line offloads (ethtool)

@@ -8,12 +8,10 @@ per flow (at its end) or per refresh of a panel.
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import logging
 import socket
 from collections import Counter
 from collections.abc import Callable
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,20 +19,16 @@ from typing import Any
 from packettracer.capture.packet import TCP, UDP, Packet
 from packettracer.errors import ConfigError
 from packettracer.model.dpi import anomaly
+from packettracer.model.dpi.aggregates import BEACON_MAX_BYTES, Aggregates, is_local
 from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import UNKNOWN
-from packettracer.model.dpi.inspector import DPIEngine, Verdict
+from packettracer.model.dpi.inspector import DPIEngine
 from packettracer.model.flows import Flow
 from packettracer.services.pipeline import Analyzer
 from packettracer.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-MAX_BEACON_GROUPS = 5000
-BEACON_MAX_BYTES = 4096
-MAX_PORT_HOSTS = 20000
-MAX_DISTINCT = 5000
-MAX_LOCAL_CACHE = 65536
 _EMPTY: dict[str, Any] = {}
 
 
@@ -61,31 +55,6 @@ def load_bad_fingerprints(extra: str | None = None) -> dict[str, str]:
     return out
 
 
-_LOCAL4 = ("10.", "192.168.", "127.", "169.254.", "255.255.255.255") + tuple(
-    f"172.{n}." for n in range(16, 32)
-)
-
-
-def is_local(addr: str) -> bool:
-    """A LAN-side address (private, link-local, loopback, multicast): string tests first,
-    because this runs for every ended flow."""
-    if ":" not in addr:
-        if addr.startswith(_LOCAL4):
-            return True
-        first = addr[: addr.find(".")]
-        return first.isdigit() and 224 <= int(first) <= 239
-    return _is_local6(addr)
-
-
-@lru_cache(maxsize=16384)
-def _is_local6(addr: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return ip.is_private or ip.is_link_local or ip.is_loopback or ip.is_multicast
-
-
 class DPIAnalyzer(Analyzer):
     name = "dpi"
 
@@ -97,7 +66,7 @@ class DPIAnalyzer(Analyzer):
         # The engine hands each verdict on to the aggregates.
         self.on_packet = self.engine.packet  # type: ignore[method-assign]
         self.on_flow_end = self.engine.flow_end  # type: ignore[method-assign,assignment]
-        self.engine.ended_listener = feature.account
+        self.engine.ended_listener = feature.aggregates.account
         self.engine.flagged_listener = feature.flagged
 
     def on_packet(self, pkt: Packet, flow: Flow, forward: bool) -> None:
@@ -131,22 +100,17 @@ class DPIFeature:
         self.runtime = runtime
         self.mode = mode
         self.engine = DPIEngine(bad_fingerprints=load_bad_fingerprints(settings.bad_fingerprints))
-        self.analyzer = DPIAnalyzer(self, max(1, settings.inspect_packets))
         self.fan_out_threshold = settings.fan_out
-        # Aggregates of ended flows; panels add the live ones on refresh. One dict, one key
-        # per flow: (app, category, encrypted, proto number, server port, server is local,
-        # service) -> [flows, bytes]; categories, shares and ports are summed from it. The
-        # port fields are (proto, 0, False, None) for flows without ports.
-        self.totals: dict[tuple[str, str, bool, int, int, bool, str | None], list[int]] = {}
-        # Bounded by refusing new keys when full (no eviction churn on the per-flow path).
-        self.distinct: dict[str, set[tuple[str, int]]] = {}
-        # (src, dst, dport, proto) -> start times of its small flows
-        self.beacons: dict[tuple[str, str, int, int], list[float]] = {}
+        # Aggregates of ended flows (the engine hands them over); panels add the live ones on
+        # refresh.
+        self.aggregates = Aggregates(settings.fan_out, self._fan_out)
+        self.totals = self.aggregates.totals
+        self.distinct = self.aggregates.distinct
+        self.beacons = self.aggregates.beacons
+        self.analyzer = DPIAnalyzer(self, max(1, settings.inspect_packets))
         self.beacon_hits: dict[tuple[str, str, int, int], Signal] = {}
         self._next_beacon_check = 0.0
         self.flagged_flows: list[dict[str, Any]] = []
-        self._fan_out_flagged: set[str] = set()
-        self._local: dict[str, bool] = {}  # address -> is_local (asked once per ended flow)
         self.flagged_listeners: list[Callable[[Flow], None]] = []
         """Called with each ended flow that has an anomaly score or is classified malware."""
 
@@ -179,69 +143,8 @@ class DPIFeature:
 
     # ------------------------------------------------------------------ accounting
 
-    def account(self, batch: list[tuple[Flow, Verdict]]) -> None:
-        """Add ended flows and their verdicts to the aggregates. Every flow passes here, so the
-        loop is kept flat, with what it uses in locals."""
-        totals = self.totals
-        totals_get = totals.get
-        local_of = self._local
-        local_get = local_of.get
-        distinct = self.distinct
-        distinct_get = distinct.get
-        beacons = self.beacons
-        beacons_get = beacons.get
-        fan_out = self.fan_out_threshold
-        fan_out_flagged = self._fan_out_flagged
-        unknown = UNKNOWN
-        tcp, udp = TCP, UDP
-        small = BEACON_MAX_BYTES
-        for flow, verdict in batch:
-            label, category, _, protocol, encrypted, _, _ = verdict
-            name = label or unknown
-            nbytes = flow.bytes_fwd + flow.bytes_rev
-            proto = flow.proto
-            ports = proto in (tcp, udp)
-            if ports:
-                dst = flow.dst
-                dport = flow.dport
-                local = local_get(dst)
-                if local is None:
-                    local = is_local(dst)
-                    if len(local_of) < MAX_LOCAL_CACHE:
-                        local_of[dst] = local
-                key = (name, category, encrypted, proto, dport, local, protocol or label)
-            else:  # no ports: (proto, 0, False, None) in the port fields
-                key = (name, category, encrypted, proto, 0, False, None)
-            t = totals_get(key)
-            if t is None:
-                totals[key] = [1, nbytes]
-            else:
-                t[0] += 1
-                t[1] += nbytes
-            if not ports:
-                continue
-            src = flow.src
-            seen = distinct_get(src)
-            if seen is None:
-                seen = set()
-                if len(distinct) < MAX_PORT_HOSTS:
-                    distinct[src] = seen
-            n = len(seen)
-            if n < MAX_DISTINCT:
-                seen.add((dst, dport))
-                if n + 1 >= fan_out and src not in fan_out_flagged:
-                    n = len(seen)
-                    if n >= fan_out:
-                        fan_out_flagged.add(src)
-                        self.engine._host_signal(src, signal("fan_out", host=src, n=n))
-            if nbytes <= small:
-                bkey = (src, dst, dport, proto)
-                group = beacons_get(bkey)
-                if group is None:
-                    if len(beacons) < MAX_BEACON_GROUPS:
-                        beacons[bkey] = [flow.first_seen]
-                elif len(group) < 64:
-                    group.append(flow.first_seen)
+    def _fan_out(self, src: str, n: int) -> None:
+        self.engine._host_signal(src, signal("fan_out", host=src, n=n))
 
     def flagged(self, flow: Flow) -> None:
         """An ended flow with an anomaly score or classified malware."""

@@ -117,17 +117,17 @@ def test_beaconing_and_ttl_change() -> None:
 
 def test_os_verdict_prefers_p0f_and_weighs_other_signals() -> None:
     host = osfp.HostOS()
-    host.p0f[("Windows 7 or 8", "exact")] += 2
-    host.user_agents["Mozilla/5.0 (Windows NT 6.1; Win64; x64)"] += 1
-    host.ttls[127] += 2
+    host.p0f[("Windows 7 or 8", "exact")] = 2  # counts: plain dicts
+    host.user_agents["Mozilla/5.0 (Windows NT 6.1; Win64; x64)"] = 1
+    host.ttls[127] = 2
     label, confidence, signals = host.verdict()  # type: ignore[misc]
     assert label == "Windows 7 or 8" and confidence > 0.8
     assert {s["source"] for s in signals} == {"p0f", "user-agent", "ttl"}
     ua_only = osfp.HostOS()
-    ua_only.user_agents["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"] += 1
+    ua_only.user_agents["Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"] = 1
     assert ua_only.verdict()[0] == "iOS"  # type: ignore[index]
     dhcp_only = osfp.HostOS()
-    dhcp_only.dhcp["1,3,6,15,31,33,43,44,46,47,119,121,249,252|MSFT 5.0"] += 1
+    dhcp_only.dhcp["1,3,6,15,31,33,43,44,46,47,119,121,249,252|MSFT 5.0"] = 1
     assert dhcp_only.verdict()[0] == "Windows 10 or 11"  # type: ignore[index]
     assert osfp.HostOS().verdict() is None
 

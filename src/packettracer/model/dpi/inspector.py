@@ -51,6 +51,10 @@ _WHO_IS_EXPECTED = {(TCP, 443): "TLS", (UDP, 443): "QUIC", (UDP, 53): "DNS", (TC
                     (UDP, 123): "NTP"}  # fmt: skip
 
 
+_NO_SIGNALS: list[Signal] = []
+"""The shared empty signal list of flows without signals (see _signal)."""
+
+
 class FlowState:
     """What the DPI knows of one flow while it inspects it. Class-level defaults: most flows
     never change most fields, and a bare instance is the cheapest to create."""
@@ -67,7 +71,7 @@ class FlowState:
     quic_crypto: dict[int, bytes] | None = None
     quic_dcid: bytes | None = None
     rtp: tuple[int, int] | None = None
-    signals: list[Signal] = []  # shared empty list: see _signal
+    signals: list[Signal]
     entropy_sample: bytes | None = None
     starttls = False
     dns_checked = False  # the query name's anomaly signals were looked at
@@ -76,9 +80,9 @@ class FlowState:
 
     def __init__(self) -> None:
         self.details: dict[str, Any] = {}
+        self.signals = _NO_SIGNALS
 
 
-_NO_SIGNALS = FlowState.signals
 # No anomaly reasons: an empty tuple, not a list, so that the flow's ext dict holds only atomic
 # values and the garbage collector need not track it (every ended flow keeps one).
 _NO_REASONS = ()
@@ -105,6 +109,9 @@ def _fields(verdict: Verdict) -> dict[str, Any]:
 # A verdict with its fields (copied into each flow it fits: one C-level copy, not 7 stores).
 _Cached = tuple[Verdict, dict[str, Any]]
 _UNKNOWN_CACHED: _Cached = (_UNKNOWN_VERDICT, _fields(_UNKNOWN_VERDICT))
+# Told apart by its fields dict: compiled code (mypyc) copies tuples, so a tuple's identity is
+# not a test there, a dict's is.
+_UNKNOWN_FIELDS = _UNKNOWN_CACHED[1]
 # Protocols whose application may come from a name learned after the handshake (no SNI).
 _NAMED_LATER = frozenset({"TLS", "QUIC", "HTTP"})
 # Flow signals that also count against the host that sent the flow.
@@ -331,9 +338,11 @@ class DPIEngine:
             host = self._host(sender)
         host.syns += 1
         host.fingerprinted = True
-        host.ttls[pkt.ttl] += 1
+        ttls = host.ttls
+        ttls[pkt.ttl] = ttls.get(pkt.ttl, 0) + 1
         if verdict is not None:
-            host.p0f[verdict] += 1
+            seen = host.p0f
+            seen[verdict] = seen.get(verdict, 0) + 1
         # TTL jumps are watched on handshake packets, the ones every host sends.
         if sender not in _UNSPECIFIED:
             self._see_ttl(sender, pkt.ttl)
@@ -465,7 +474,9 @@ class DPIEngine:
                     self.name_listener(flow, name, names.HTTP, flow.last_seen)
         if req.user_agent:
             st.details["user_agent"] = req.user_agent[:300]
-            self._host(flow.src).user_agents[req.user_agent[:300]] += 1
+            agents = self._host(flow.src).user_agents
+            agent = req.user_agent[:300]
+            agents[agent] = agents.get(agent, 0) + 1
         if req.method == "CONNECT":
             st.protocol = "HTTP_Proxy"
         self._publish(st, flow)
@@ -660,7 +671,9 @@ class DPIEngine:
             if host in ("0.0.0.0", "::"):
                 host = det.details.get("dhcp_requested_ip") or ""
             if (params or vendor) and host:
-                self._host(host).dhcp[f"{params}|{vendor}"] += 1
+                dhcp = self._host(host).dhcp
+                value = f"{params}|{vendor}"
+                dhcp[value] = dhcp.get(value, 0) + 1
         if "malformed" in det.details:
             _signal(st, signal("malformed", what=det.protocol))
         if det.protocol not in _MORE_AFTER:
@@ -675,7 +688,7 @@ class DPIEngine:
         hit = cache.get((proto, dport))
         if hit is None:
             hit = cache[(proto, dport)] = self._guess(proto, dport)
-        if hit[0] is _UNKNOWN_VERDICT:
+        if hit[1] is _UNKNOWN_FIELDS:
             other = cache.get((proto, sport))
             if other is None:
                 other = cache[(proto, sport)] = self._guess(proto, sport)
@@ -800,7 +813,7 @@ class DPIEngine:
             ):
                 ports = self._port_verdicts
                 hit = ports.get((TCP, flow.dport))
-                if hit is None or hit[0] is _UNKNOWN_VERDICT:
+                if hit is None or hit[1] is _UNKNOWN_FIELDS:
                     hit = self._port_verdict(TCP, flow.sport, flow.dport)
                 verdict, fields = hit
                 ext = flow.ext

@@ -127,45 +127,45 @@ def initial_ttl(ttl: int) -> int:
 
 
 class HostOS:
-    """What one host's packets said about its OS. Its counters are made on first use: the DPI
-    keeps one per host (tens of thousands on a scan), most of which never see a User-Agent or
-    a DHCP request."""
+    """What one host's packets said about its OS. Its counts (plain dicts: a Counter costs a
+    Python-level call to make) are made on first use: the DPI keeps one per host (tens of
+    thousands on a scan), most of which never see a User-Agent or a DHCP request."""
 
     __slots__ = ("_p0f", "_user_agents", "_dhcp", "_ttls", "syns", "fingerprinted")
 
     def __init__(self) -> None:
-        self._p0f: Counter[tuple[str, str]] | None = None
-        self._user_agents: Counter[str] | None = None
-        self._dhcp: Counter[str] | None = None
-        self._ttls: Counter[int] | None = None
+        self._p0f: dict[tuple[str, str], int] | None = None
+        self._user_agents: dict[str, int] | None = None
+        self._dhcp: dict[str, int] | None = None
+        self._ttls: dict[int, int] | None = None
         self.syns = 0
         """SYNs and SYN+ACKs of the host that were fingerprinted."""
         self.fingerprinted = False
         """The host sent a SYN or SYN+ACK (so a TTL-only verdict is worth giving)."""
 
     @property
-    def p0f(self) -> Counter[tuple[str, str]]:
+    def p0f(self) -> dict[tuple[str, str], int]:
         """(label, kind: exact|generic|fuzzy) -> SYN/SYN+ACK count."""
         if self._p0f is None:
-            self._p0f = Counter()
+            self._p0f = {}
         return self._p0f
 
     @property
-    def user_agents(self) -> Counter[str]:
+    def user_agents(self) -> dict[str, int]:
         if self._user_agents is None:
-            self._user_agents = Counter()
+            self._user_agents = {}
         return self._user_agents
 
     @property
-    def dhcp(self) -> Counter[str]:
+    def dhcp(self) -> dict[str, int]:
         if self._dhcp is None:
-            self._dhcp = Counter()
+            self._dhcp = {}
         return self._dhcp
 
     @property
-    def ttls(self) -> Counter[int]:
+    def ttls(self) -> dict[int, int]:
         if self._ttls is None:
-            self._ttls = Counter()
+            self._ttls = {}
         return self._ttls
 
     def verdict(self) -> tuple[str, float, list[dict[str, Any]]] | None:
@@ -183,7 +183,7 @@ class HostOS:
                 )
             label = best
             confidence = _KIND_CONFIDENCE[kind]
-            top = p0f.items() if len(p0f) == 1 else p0f.most_common(4)
+            top = p0f.items() if len(p0f) == 1 else Counter(p0f).most_common(4)
             for (lab, k), n in top:
                 signals.append({"source": "p0f", "value": lab, "match": k, "count": n})
         # Every host with a handshake gets here: the other signals only when it has them.
@@ -211,7 +211,9 @@ class HostOS:
         ttls = self._ttls
         if ttls:
             # The most frequent TTL (the first seen of equals, as most_common(1) gives).
-            ttl = initial_ttl(next(iter(ttls)) if len(ttls) == 1 else ttls.most_common(1)[0][0])
+            ttl = initial_ttl(
+                next(iter(ttls)) if len(ttls) == 1 else Counter(ttls).most_common(1)[0][0]
+            )
             ttl_label = TTL_FAMILY.get(ttl)
             if ttl_label:
                 signals.append({"source": "ttl", "value": ttl_label, "initial_ttl": ttl})

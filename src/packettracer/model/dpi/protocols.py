@@ -382,10 +382,13 @@ def _gquic(data: bytes, sport: int, dport: int, forward: bool) -> Detection | No
     for i in range(min(count, 64)):
         tag = data[pos + 8 + 8 * i : pos + 12 + 8 * i]
         (end,) = unpack_from("<I", data, pos + 12 + 8 * i)
+        # A malformed tag list may end a value before it starts: an empty value, as Python
+        # slices give (spelled out: compiled slices do not clamp an end before the start).
+        stop = base + max(start, end)
         if tag == b"SNI\x00":
-            det.details["sni"] = data[base + start : base + end].decode("ascii", "replace")
+            det.details["sni"] = data[base + start : stop].decode("ascii", "replace")
         elif tag == b"UAID":
-            det.details["user_agent"] = data[base + start : base + end].decode("ascii", "replace")
+            det.details["user_agent"] = data[base + start : stop].decode("ascii", "replace")
         start = end
     return det
 

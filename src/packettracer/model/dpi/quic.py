@@ -113,6 +113,8 @@ def decrypt_initial(data: bytes, dcid_hint: bytes | None = None) -> InitialPacke
     mask = encryptor.update(sample) + encryptor.finalize()
     first = data[0] ^ (mask[0] & 0x0F)
     pn_len = (first & 0x03) + 1
+    if length < pn_len + 16:
+        raise QUICError("Initial shorter than its packet number and tag")
     pn_bytes = bytes(data[pn_offset + i] ^ mask[1 + i] for i in range(pn_len))
     header = bytes([first]) + data[1:pn_offset] + pn_bytes
     pn = int.from_bytes(pn_bytes, "big")
