@@ -108,3 +108,16 @@ def test_not_a_quic_initial_is_an_error_not_a_crash() -> None:
 
     with pytest.raises(quic.QUICError):
         quic.decrypt_initial(b"\xc0\x00\x00\x00\x01\x08" + b"\x00" * 60)
+
+
+def test_a_gquic_tag_list_that_ends_a_value_before_it_starts_gives_an_empty_value() -> None:
+    from packettracer.model.dpi import protocols
+
+    tags = b"SNI\x00" + (8).to_bytes(4, "little") + b"UAID" + (4).to_bytes(4, "little")
+    chlo = b"CHLO" + (2).to_bytes(2, "little") + b"\x00\x00" + tags
+    packet = b"\x09" + b"\x01" * 8 + b"Q043" + b"\x00" * 3 + chlo + b"example." + b"\x00" * 8
+    det = protocols.detect_udp(packet, 50000, 443, True)
+    assert det is not None and det.protocol == "QUIC"
+    # The UAID value ends (4) before it starts (8): empty, as a Python slice gives (the code
+    # spells it out: a compiled slice with typed bounds does not clamp them).
+    assert det.details["sni"] == "example." and det.details["user_agent"] == ""
