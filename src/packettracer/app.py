@@ -14,7 +14,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher, DataTable, Footer
 
 from packettracer.automation import publish_state
 from packettracer.capture.pcapfile import Frame
@@ -304,6 +304,22 @@ class PacketTracerApp(App[int]):
         invalidate = getattr(panel, "invalidate", None)
         if callable(invalidate):
             invalidate()
+        await self._tables_measured()
+
+    async def _tables_measured(self, limit: float = 5.0) -> None:
+        """A DataTable sizes its columns to new rows when its message queue next runs empty:
+        wait for that, so that a screenshot taken now shows them sized, even on a busy
+        machine. (The flags are Textual's own; without them there is nothing to wait for.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            if not any(
+                getattr(table, "_require_update_dimensions", False)
+                or getattr(table, "_updated_cells", None)
+                for table in self.screen.query(DataTable)
+            ):
+                return
+            await asyncio.sleep(0.01)
 
     def write_snapshot(self) -> str:
         assert self.snapshot is not None

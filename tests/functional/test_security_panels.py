@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from functional.dashboard_helpers import DATA, dashboard_settings, make_app, replayed, wait_for
+from textual.widgets import DataTable
 
 from packettracer.app import PacketTracerApp
+from packettracer.screens import alerts as alerts_module
 from packettracer.screens.alerts import AlertsPanel
 from packettracer.screens.graph import GraphPanel
 from packettracer.screens.traffic import TrafficPanel
@@ -128,3 +130,24 @@ async def test_graph_panel_focus_and_enter() -> None:
         assert app.current_key == "1"
         traffic = app.query_one(TrafficPanel)
         assert traffic.view.ip_filter is not None and traffic.view.ip_filter.text == target.address
+
+
+async def test_settle_returns_once_the_tables_have_sized_their_columns() -> None:
+    # A DataTable sizes its columns to new rows only when its message queue next runs empty: a
+    # screenshot taken at once after the last refresh (--snapshot, the snapshot tests) showed
+    # the header widths on a busy machine ("07-04 20:" for a whole time stamp).
+    app = scan_app("8")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await replayed(pilot)
+        panel = app.query_one(AlertsPanel)
+        table = panel.query_one("#alerts-table", DataTable)
+        # As when the timer never refreshed the panel during the replay: its last refresh
+        # (in settle) is the one that fills the table.
+        table.clear(columns=True)
+        for key, label in alerts_module.COLUMNS:
+            table.add_column(label, key=key)
+        panel._mark = None
+        await pilot.pause()
+        await app.settle()  # no pause after it: settle itself must wait
+        stamp = str(table.get_row_at(0)[1])
+        assert table.columns["time"].content_width >= len(stamp) > len("Last seen")
