@@ -82,29 +82,27 @@ class Aggregates:
             name = label or UNKNOWN
             nbytes = flow.bytes_fwd + flow.bytes_rev
             proto = flow.proto
-            if proto != TCP and proto != UDP:  # no ports
-                key: TotalsKey = (name, category, encrypted, proto, 0, False, None)
-                t = totals.get(key)
-                if t is None:
-                    totals[key] = [1, nbytes]
-                else:
-                    t[0] += 1
-                    t[1] += nbytes
-                continue
-            dst = flow.dst
-            dport = flow.dport
-            local = local_of.get(dst)
-            if local is None:
-                local = is_local(dst)
-                if len(local_of) < MAX_LOCAL_CACHE:
-                    local_of[dst] = local
-            key = (name, category, encrypted, proto, dport, local, protocol or label)
+            ports = proto in (TCP, UDP)
+            key: TotalsKey
+            if ports:
+                dst = flow.dst
+                dport = flow.dport
+                local = local_of.get(dst)
+                if local is None:
+                    local = is_local(dst)
+                    if len(local_of) < MAX_LOCAL_CACHE:
+                        local_of[dst] = local
+                key = (name, category, encrypted, proto, dport, local, protocol or label)
+            else:
+                key = (name, category, encrypted, proto, 0, False, None)
             t = totals.get(key)
             if t is None:
                 totals[key] = [1, nbytes]
             else:
                 t[0] += 1
                 t[1] += nbytes
+            if not ports:
+                continue
             src = flow.src
             seen = distinct.get(src)
             if seen is None:
