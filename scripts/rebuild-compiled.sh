@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # The oldest compiled module is the reference (a module set that changed leaves others behind).
 oldest=$(ls -tr src/packettracer/model/dpi/*.so 2>/dev/null | head -n 1 || true)
 [ -n "$oldest" ] || exit 0
-if [ -n "$(find src/packettracer/model/dpi setup.py -name '*.py' -newer "$oldest" | head -n 1)" ]; then
+if [ -n "$(find src/packettracer/model/dpi src/packettracer/capture/packet.py setup.py -name '*.py' -newer "$oldest" | head -n 1)" ]; then
   echo "packettracer: DPI sources changed since their compile: rebuilding" >&2
   rm -f src/*__mypyc*.so src/packettracer/model/dpi/*.so
   .venv/bin/python -m pip install -q --no-deps -e .

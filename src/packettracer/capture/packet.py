@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-# IP protocol numbers the flow table and the report know by name.
-TCP = 6
-UDP = 17
-ICMP = 1
-ICMP6 = 58
+from typing import Final
+
+# IP protocol numbers the flow table and the report know by name. Final: compiled modules (the
+# DPI) use them as constants, not a lookup each time.
+TCP: Final = 6
+UDP: Final = 17
+ICMP: Final = 1
+ICMP6: Final = 58
 # Pseudo protocol number for ARP (not an IP protocol; outside 0-255 so it cannot clash).
-ARP = 0x10806
+ARP: Final = 0x10806
 
 PROTO_NAMES: dict[int, str] = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMP6: "icmp6"}
 
@@ -28,12 +31,12 @@ OTHER_PROTO_NAMES: dict[int, str] = {
 }
 
 # TCP flag bits.
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
 
 
 class Packet:

@@ -9,24 +9,25 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Final
 
 from packettracer.capture.packet import TCP, UDP
 from packettracer.model.dpi.categories import UNKNOWN
 from packettracer.model.dpi.inspector import Verdict
 from packettracer.model.flows import Flow
 
-MAX_BEACON_GROUPS = 5000
-BEACON_MAX_BYTES = 4096
+MAX_BEACON_GROUPS: Final = 5000
+BEACON_MAX_BYTES: Final = 4096
 """Flows up to this size (both directions) are beacon candidates."""
-MAX_PORT_HOSTS = 20000
-MAX_DISTINCT = 5000
-MAX_LOCAL_CACHE = 65536
+MAX_PORT_HOSTS: Final = 20000
+MAX_DISTINCT: Final = 5000
+MAX_LOCAL_CACHE: Final = 65536
 
 TotalsKey = tuple[str, str, bool, int, int, bool, str | None]
 """(app, category, encrypted, proto number, server port, server is local, service); the port
 fields are (proto, 0, False, None) for flows without ports."""
 
-_LOCAL4 = ("10.", "192.168.", "127.", "169.254.", "255.255.255.255") + tuple(
+_LOCAL4: Final = ("10.", "192.168.", "127.", "169.254.", "255.255.255.255") + tuple(
     f"172.{n}." for n in range(16, 32)
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 CATEGORIES: tuple[str, ...] = (
     "web",
     "streaming",
@@ -22,15 +24,15 @@ CATEGORIES: tuple[str, ...] = (
     "iot",
     "malware",
 )
-UNKNOWN = "unknown"
+UNKNOWN: Final = "unknown"
 ALL_CATEGORIES: tuple[str, ...] = (*CATEGORIES, UNKNOWN)
 
 # How sure a flow's application is, strongest first.
-CONF_DPI = "dpi"
+CONF_DPI: Final = "dpi"
 """A protocol parser recognized the payload (and, for TLS/QUIC/HTTP, a name in it)."""
-CONF_NAME = "name"
+CONF_NAME: Final = "name"
 """The application comes from a name only (DNS answer or resolver), not the flow's payload."""
-CONF_PORT = "port-guess"
+CONF_PORT: Final = "port-guess"
 """Nothing but the port number: a guess."""
 CONFIDENCES: tuple[str, ...] = (CONF_DPI, CONF_NAME, CONF_PORT)
 

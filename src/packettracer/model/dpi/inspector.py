@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from packettracer.capture.packet import ACK, ARP, FIN, ICMP, ICMP6, RST, SYN, TCP, UDP, Packet
 from packettracer.model import dnsparse, hostnames, names
@@ -18,25 +18,29 @@ from packettracer.model.dpi.osfp import HostOS
 from packettracer.model.dpi.rules import Rules, rules
 from packettracer.model.flows import Flow
 
-CLIENT_BUFFER = 16384
+CLIENT_BUFFER: Final = 16384
 # Ended flows handed to the aggregates at a time.
-ENDED_BATCH = 1024
+ENDED_BATCH: Final = 1024
 # Handshakes per host that feed its OS verdict; later ones only cost time (p0f keeps the
 # latest, we keep the counts of the first ones).
-HOST_SYN_SAMPLES = 8
-_UNSPECIFIED = frozenset({"0.0.0.0", "::"})
-_ZERO4 = b"\x00\x00\x00\x00"
-_TLS_RECORD_TYPES = frozenset({0x14, 0x15, 0x17})  # change_cipher_spec, alert, application_data
-SERVER_BUFFER = 32768
+HOST_SYN_SAMPLES: Final = 8
+_UNSPECIFIED: Final = frozenset({"0.0.0.0", "::"})
+_ZERO4: Final = b"\x00\x00\x00\x00"
+_TLS_RECORD_TYPES: Final = frozenset(
+    {0x14, 0x15, 0x17}
+)  # change_cipher_spec, alert, application_data
+SERVER_BUFFER: Final = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
-_MORE_AFTER = frozenset({"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"})
-_STARTTLS = (b"STARTTLS", b"starttls", b"STLS", b"AUTH TLS", b"AUTH SSL")
+_MORE_AFTER: Final = frozenset(
+    {"SMTP", "IMAP", "POP3", "FTP", "HTTP", "SSH", "DNS", "mDNS", "LLMNR"}
+)
+_STARTTLS: Final = (b"STARTTLS", b"starttls", b"STLS", b"AUTH TLS", b"AUTH SSL")
 # Protocols in DNS's message format: once a flow is one, only the DNS parser reads it.
-_DNS_FAMILY = frozenset({"DNS", "mDNS", "LLMNR", "NetBIOS"})
-OTHER_PROTOCOLS = {ICMP: "ICMP", ICMP6: "ICMPv6", ARP: "ARP", 2: "IGMP", 89: "OSPF",
+_DNS_FAMILY: Final = frozenset({"DNS", "mDNS", "LLMNR", "NetBIOS"})
+OTHER_PROTOCOLS: Final = {ICMP: "ICMP", ICMP6: "ICMPv6", ARP: "ARP", 2: "IGMP", 89: "OSPF",
                    47: "GRE", 50: "IPsec", 51: "IPsec", 112: "VRRP", 103: "PIM"}  # fmt: skip
 # Ports where a detected protocol other than the expected one is an anomaly (server side).
-EXPECTED_ON_PORT: dict[tuple[int, int], set[str]] = {
+EXPECTED_ON_PORT: Final[dict[tuple[int, int], set[str]]] = {
     (TCP, 443): {"TLS", "OpenVPN", "SSH", "HTTP_Proxy"},
     (UDP, 443): {"QUIC", "DTLS", "STUN", "OpenVPN", "WireGuard"},
     (UDP, 53): {"DNS"},
@@ -46,12 +50,13 @@ EXPECTED_ON_PORT: dict[tuple[int, int], set[str]] = {
     (TCP, 25): {"SMTP", "TLS"},
     (UDP, 123): {"NTP"},
 }
-_WHO_IS_EXPECTED = {(TCP, 443): "TLS", (UDP, 443): "QUIC", (UDP, 53): "DNS", (TCP, 53): "DNS",
-                    (TCP, 80): "HTTP", (TCP, 22): "SSH", (TCP, 25): "SMTP",
-                    (UDP, 123): "NTP"}  # fmt: skip
+_WHO_IS_EXPECTED: Final = {
+    (TCP, 443): "TLS", (UDP, 443): "QUIC", (UDP, 53): "DNS", (TCP, 53): "DNS",
+    (TCP, 80): "HTTP", (TCP, 22): "SSH", (TCP, 25): "SMTP", (UDP, 123): "NTP",
+}  # fmt: skip
 
 
-_NO_SIGNALS: list[Signal] = []
+_NO_SIGNALS: Final[list[Signal]] = []
 """The shared empty signal list of flows without signals (see _signal)."""
 
 
@@ -85,11 +90,11 @@ class FlowState:
 
 # No anomaly reasons: an empty tuple, not a list, so that the flow's ext dict holds only atomic
 # values and the garbage collector need not track it (every ended flow keeps one).
-_NO_REASONS = ()
+_NO_REASONS: Final = ()
 # What a flow's end hands the aggregates: (label, category, confidence, protocol, encrypted,
 # anomaly score, anomaly reasons).
 Verdict = tuple[str | None, str, str | None, str | None, bool, int, "list[str] | tuple[()]"]
-_UNKNOWN_VERDICT: Verdict = (None, UNKNOWN, None, None, False, 0, _NO_REASONS)
+_UNKNOWN_VERDICT: Final[Verdict] = (None, UNKNOWN, None, None, False, 0, _NO_REASONS)
 
 
 def _fields(verdict: Verdict) -> dict[str, Any]:
@@ -108,14 +113,14 @@ def _fields(verdict: Verdict) -> dict[str, Any]:
 
 # A verdict with its fields (copied into each flow it fits: one C-level copy, not 7 stores).
 _Cached = tuple[Verdict, dict[str, Any]]
-_UNKNOWN_CACHED: _Cached = (_UNKNOWN_VERDICT, _fields(_UNKNOWN_VERDICT))
+_UNKNOWN_CACHED: Final[_Cached] = (_UNKNOWN_VERDICT, _fields(_UNKNOWN_VERDICT))
 # Told apart by its fields dict: compiled code (mypyc) copies tuples, so a tuple's identity is
 # not a test there, a dict's is.
-_UNKNOWN_FIELDS = _UNKNOWN_CACHED[1]
+_UNKNOWN_FIELDS: Final = _UNKNOWN_CACHED[1]
 # Protocols whose application may come from a name learned after the handshake (no SNI).
-_NAMED_LATER = frozenset({"TLS", "QUIC", "HTTP"})
+_NAMED_LATER: Final = frozenset({"TLS", "QUIC", "HTTP"})
 # Flow signals that also count against the host that sent the flow.
-_HOST_LEVEL_SIGNALS = frozenset(
+_HOST_LEVEL_SIGNALS: Final = frozenset(
     {"bad_fingerprint", "malware_app", "dns_long_label", "dns_entropy", "bogon"}
 )
 
@@ -137,7 +142,7 @@ def _take_details(st: FlowState, det: protocols.Detection) -> None:
 
 # c * log2(c) for every count a 512-byte sample can hold: the entropy sum without a log per byte
 # value (-sum(c/n * log2(c/n)) = log2(n) - sum(c * log2(c)) / n).
-_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 513)]
+_C_LOG_C: Final = [0.0] + [c * math.log2(c) for c in range(1, 513)]
 
 
 def _looks_encrypted(data: bytes) -> bool:
