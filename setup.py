@@ -75,12 +75,13 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:
+            inplace = self.inplace
             for ext in self.extensions:
-                for inplace in (False, True):
-                    self.inplace = inplace
+                for self.inplace in (False, True):  # the build copy and the in-place one
                     path = self.get_ext_fullpath(ext.name)
                     if os.path.exists(path):
                         os.remove(path)
+            self.inplace = inplace
             _say(f"pure-Python DPI modules (the compile failed: {exc})")
 
 

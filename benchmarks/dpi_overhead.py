@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from packettracer.config import Settings
+from packettracer.model.dpi import inspector
 from packettracer.services.report import analyze_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,8 +69,6 @@ def main() -> int:
             f"DPI {'on ' if dpi else 'off'}: {packets} packets, {flows} flows, "
             f"{best[dpi]:,.0f} packets per CPU-second (best of {args.runs})"
         )
-    from packettracer.model.dpi import inspector
-
     built = "compiled (mypyc)" if str(inspector.__file__).endswith(".so") else "pure Python"
     print(f"DPI modules: {built}")
     overhead = 1 - best[True] / best[False]

@@ -104,9 +104,6 @@ class DPIFeature:
         # Aggregates of ended flows (the engine hands them over); panels add the live ones on
         # refresh.
         self.aggregates = Aggregates(settings.fan_out, self._fan_out)
-        self.totals = self.aggregates.totals
-        self.distinct = self.aggregates.distinct
-        self.beacons = self.aggregates.beacons
         self.analyzer = DPIAnalyzer(self, max(1, settings.inspect_packets))
         self.beacon_hits: dict[tuple[str, str, int, int], Signal] = {}
         self._next_beacon_check = 0.0
@@ -171,7 +168,7 @@ class DPIFeature:
     def detect_beacons(self) -> None:
         """Groups of small flows from one host to one service at a regular period."""
         self.sync()
-        for key, times in self.beacons.items():
+        for key, times in self.aggregates.beacons.items():
             if len(times) < 5 or key in self.beacon_hits:
                 continue
             period = anomaly.beacon_period(times)
@@ -194,7 +191,7 @@ class DPIFeature:
         apps: dict[str, tuple[int, int]] = {}
         enc = [0, 0]
         clear = [0, 0]
-        for key, (nflows, nbytes) in self.totals.items():
+        for key, (nflows, nbytes) in self.aggregates.totals.items():
             app_name, cat_name, encrypted = key[0], key[1], key[2]
             f, n = categories.get(cat_name, (0, 0))
             categories[cat_name] = (f + nflows, n + nbytes)
@@ -246,7 +243,7 @@ class DPIFeature:
             if service:
                 services.setdefault(key, Counter())[service] += f
 
-        for (_, _, _, proto, port, local, service), (f, b) in self.totals.items():
+        for (_, _, _, proto, port, local, service), (f, b) in self.aggregates.totals.items():
             if proto in (TCP, UDP):
                 add(proto, port, local, service, f, b)
         if include_live:
@@ -282,7 +279,9 @@ class DPIFeature:
     def scanners(self, limit: int = 20) -> list[dict[str, Any]]:
         """Hosts by the number of distinct host:port pairs they contacted (the scan view)."""
         self.sync()
-        counts: dict[str, set[tuple[str, int]]] = {k: set(v) for k, v in self.distinct.items()}
+        counts: dict[str, set[tuple[str, int]]] = {
+            k: set(v) for k, v in self.aggregates.distinct.items()
+        }
         for flow in self.live_flows():
             if flow.proto in (TCP, UDP):
                 counts.setdefault(flow.src, set()).add((flow.dst, flow.dport))

@@ -26,9 +26,8 @@ ENDED_BATCH: Final = 1024
 HOST_SYN_SAMPLES: Final = 8
 _UNSPECIFIED: Final = frozenset({"0.0.0.0", "::"})
 _ZERO4: Final = b"\x00\x00\x00\x00"
-_TLS_RECORD_TYPES: Final = frozenset(
-    {0x14, 0x15, 0x17}
-)  # change_cipher_spec, alert, application_data
+# change_cipher_spec, alert, application_data
+_TLS_RECORD_TYPES: Final = frozenset({0x14, 0x15, 0x17})
 SERVER_BUFFER: Final = 32768
 # Protocols whose detection ends the inspection of a flow at once (nothing more to read).
 _MORE_AFTER: Final = frozenset(
@@ -807,8 +806,8 @@ class DPIEngine:
         flow.inspection = None
         if st.__class__ is int:
             # A TCP flow that never carried payload (most flows: scans, bare handshakes). With
-            # no name for its server and no bogon check to make, its verdict is its port's:
-            # looked up here, without the general path's calls.
+            # no name for its server and no bogon check to make, its verdict is its port's,
+            # without the general path's name and bogon calls.
             dst = flow.dst
             index = self.name_index
             if (
@@ -816,11 +815,7 @@ class DPIEngine:
                 and dst not in self.dns_names
                 and (self.name_lookup is None or (index is not None and dst not in index))
             ):
-                ports = self._port_verdicts
-                hit = ports.get((TCP, flow.dport))
-                if hit is None or hit[1] is _UNKNOWN_FIELDS:
-                    hit = self._port_verdict(TCP, flow.sport, flow.dport)
-                verdict, fields = hit
+                verdict, fields = self._port_verdict(TCP, flow.sport, flow.dport)
                 ext = flow.ext
                 if ext is None:
                     flow.ext = fields.copy()
