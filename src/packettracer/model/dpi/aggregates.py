@@ -63,9 +63,12 @@ class Aggregates:
         """Called once per host, with its count, when it reaches `fan_out`."""
         self.totals: dict[TotalsKey, list[int]] = {}
         """One key per kind of flow -> [flows, bytes]: categories, shares and ports sum it."""
-        self.distinct: dict[str, set[tuple[str, int]]] = {}
+        self.distinct: dict[str, dict[tuple[str, int], float]] = {}
+        """src -> the (dst, dport) pairs it contacted -> the start time of its first flow to the
+        pair if that one was small (a beacon candidate), else -1."""
         self.beacons: dict[tuple[str, str, int, int], list[float]] = {}
-        """(src, dst, dport, proto) -> start times of its small flows."""
+        """(src, dst, dport, proto) -> start times of its small flows. A group is made when its
+        host:port pair repeats: scan probes, which never repeat, cannot fill the table."""
         self.fan_out_flagged: set[str] = set()
         self._local: dict[str, bool] = {}  # address -> is_local (asked once per ended flow)
 
@@ -107,22 +110,26 @@ class Aggregates:
             src = flow.src
             seen = distinct.get(src)
             if seen is None:
-                seen = set()
+                seen = {}
                 if len(distinct) < MAX_PORT_HOSTS:
                     distinct[src] = seen
-            n = len(seen)
-            if n < MAX_DISTINCT:
-                seen.add((dst, dport))
-                if n + 1 >= fan_out and src not in fan_out_flagged:
-                    n = len(seen)
-                    if n >= fan_out:
+            small = nbytes <= BEACON_MAX_BYTES
+            pair = (dst, dport)
+            first = seen.get(pair)
+            if first is None:
+                n = len(seen) + 1
+                if n <= MAX_DISTINCT:
+                    seen[pair] = flow.first_seen if small else -1.0
+                    if n >= fan_out and src not in fan_out_flagged:
                         fan_out_flagged.add(src)
                         self.on_fan_out(src, n)
-            if nbytes <= BEACON_MAX_BYTES:
+            elif small:
                 bkey = (src, dst, dport, proto)
                 group = beacons.get(bkey)
                 if group is None:
                     if len(beacons) < MAX_BEACON_GROUPS:
-                        beacons[bkey] = [flow.first_seen]
+                        # The pair's first flow, if it was small, starts the group.
+                        group = beacons[bkey] = [first] if first >= 0 else []
+                        group.append(flow.first_seen)
                 elif len(group) < 64:
                     group.append(flow.first_seen)
