@@ -49,6 +49,47 @@ async def test_report_flows_and_summary_carry_dpi_results() -> None:
     assert summary["apps"]["ntop"]["bytes"] == flow["bytes_fwd"] + flow["bytes_rev"]
 
 
+async def test_every_written_flow_carries_the_verdict_also_one_the_dpi_left_unsaid(
+    tmp_path: Path,
+) -> None:
+    """Probes to ports the DPI knows nothing about carry none of its fields in memory; the
+    report writes them with the unknown verdict, in every format and in the same order."""
+    import csv
+    import io
+    import json
+
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    from packettracer.services.report import write_report
+
+    packets = []
+    for i, port in enumerate([22, 40123, 40124]):
+        pkt = Ether() / IP(src="10.0.0.7", dst="10.0.0.8") / TCP(sport=55555, dport=port, flags="S")
+        pkt.time = 1_700_000_000 + i
+        packets.append(pkt)
+    capture = tmp_path / "probes.pcap"
+    write_pcap(capture, packets)
+    result = await analyze_file_async(str(capture), offline())
+    probes = [f for f in result.flow_objects if f.dport > 40000]
+    assert len(probes) == 2 and not any("category" in (f.ext or {}) for f in probes)
+    out = io.StringIO()
+    write_report(result, "json", out)
+    written = json.loads(out.getvalue())["flows"]
+    out = io.StringIO()
+    write_report(result, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    verdict = ["app", "category", "confidence", "protocol", "encrypted", "anomaly_score",
+               "anomaly_reasons"]  # fmt: skip
+    assert list(written[0])[-len(verdict) :] == verdict
+    assert [(f["app"], f["category"], f["confidence"]) for f in written] == [
+        ("SSH", "remote_access", "port-guess"), (None, "unknown", None), (None, "unknown", None),
+    ]  # fmt: skip
+    assert all(f["encrypted"] is False and f["anomaly_reasons"] == [] for f in written[1:])
+    assert [r["category"] for r in rows] == ["remote_access", "unknown", "unknown"]
+    assert [json.loads(json.dumps(f)) for f in result.flows] == written  # the dict path
+
+
 async def test_dpi_off_leaves_flows_plain() -> None:
     settings = offline()
     settings.dpi.enabled = False

@@ -149,7 +149,8 @@ def test_streamed_output_equals_plain_serialization(name: str) -> None:
     streamed_json = render(result, "json")
     streamed_csv = render(result, "csv")
     # The same result with its flows as dicts: the plain path.
-    plain = ReportResult(result.summary, flows=[f.to_dict() for f in result.flow_objects])
+    defaults = result.flow_defaults
+    plain = ReportResult(result.summary, flows=[f.to_dict(defaults) for f in result.flow_objects])
     plain.extra = result.extra
     assert streamed_json == json.dumps(plain.to_json(), separators=(",", ":")) + "\n"
     # (compared as JSON values: a tuple in a flow record is a list once written)
@@ -178,7 +179,8 @@ def test_streamed_json_writes_every_kind_of_ext_value_as_the_encoder_does() -> N
     }  # fmt: skip
     again = flow.ext.copy()  # a second flow with the same keys: the keys' cached JSON
     result.flow_objects[1].ext = again
-    plain = ReportResult(result.summary, flows=[f.to_dict() for f in result.flow_objects])
+    defaults = result.flow_defaults
+    plain = ReportResult(result.summary, flows=[f.to_dict(defaults) for f in result.flow_objects])
     plain.extra = result.extra
     streamed = render(result, "json")
     assert streamed == json.dumps(plain.to_json(), separators=(",", ":")) + "\n"

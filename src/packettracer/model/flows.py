@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from packettracer.capture.packet import (
@@ -154,8 +154,9 @@ class Flow:
             self.ext = {}
         self.ext[name] = value
 
-    def to_dict(self) -> dict[str, Any]:
-        """The flow as the report and the database see it (ext facts merged in)."""
+    def to_dict(self, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The flow as the report and the database see it (ext facts merged in, then the
+        `defaults` it has no value of its own for)."""
         out: dict[str, Any] = {
             "proto": proto_label(self.proto),
             "src": self.src,
@@ -179,8 +180,13 @@ class Flow:
             out["site"] = self.site
         if self.end_reason is not None:
             out["end_reason"] = self.end_reason
-        if self.ext:
-            out.update(self.ext)
+        ext = self.ext
+        if ext:
+            out.update(ext)
+        if defaults:
+            for key, value in defaults.items():
+                if ext is None or key not in ext:
+                    out[key] = value
         return out
 
 

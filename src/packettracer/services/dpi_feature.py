@@ -22,7 +22,7 @@ from packettracer.model.dpi import anomaly
 from packettracer.model.dpi.aggregates import BEACON_MAX_BYTES, Aggregates, is_local
 from packettracer.model.dpi.anomaly import Signal, signal
 from packettracer.model.dpi.categories import UNKNOWN
-from packettracer.model.dpi.inspector import DPIEngine
+from packettracer.model.dpi.inspector import UNKNOWN_FIELDS, DPIEngine
 from packettracer.model.flows import Flow
 from packettracer.services.pipeline import Analyzer
 from packettracer.services.runtime import Runtime
@@ -114,6 +114,9 @@ class DPIFeature:
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)
         runtime.add_service(self)
+        # Flows the engine could say nothing about carry none of its fields: written out, they
+        # have the unknown verdict's.
+        runtime.flow_defaults.update(UNKNOWN_FIELDS)
         if self.mode == "dashboard":
             # The Traffic panel's App and Category columns (UI code: imported only here).
             importlib.import_module("packettracer.screens.dpi_columns")

@@ -49,6 +49,7 @@ class ReportResult:
         warnings: list[str] | None = None,
         extra: dict[str, Any] | None = None,
         flow_objects: list[Flow] | None = None,
+        flow_defaults: dict[str, Any] | None = None,
     ) -> None:
         self.summary = summary
         self._flows = flows
@@ -56,11 +57,14 @@ class ReportResult:
         self.warnings: list[str] = warnings if warnings is not None else []
         self.extra: dict[str, Any] = extra if extra is not None else {}
         """Top-level sections other than summary and flows (alerts, hosts, ...)."""
+        self.flow_defaults: dict[str, Any] = flow_defaults if flow_defaults is not None else {}
+        """Fields of `flow_objects` they have no value of their own for (Runtime.flow_defaults)."""
 
     @property
     def flows(self) -> list[dict[str, Any]]:
         if self._flows is None:
-            self._flows = [f.to_dict() for f in self.flow_objects]
+            defaults = self.flow_defaults
+            self._flows = [f.to_dict(defaults) for f in self.flow_objects]
         return self._flows
 
     @flows.setter
@@ -71,7 +75,8 @@ class ReportResult:
         """The flows as dicts, without keeping them all when they were never materialized."""
         if self._flows is not None:
             return iter(self._flows)
-        return (f.to_dict() for f in self.flow_objects)
+        defaults = self.flow_defaults
+        return (f.to_dict(defaults) for f in self.flow_objects)
 
     def flow_count(self) -> int:
         return len(self._flows) if self._flows is not None else len(self.flow_objects)
@@ -173,7 +178,9 @@ async def _analyze(
     if truncated_at is not None:
         summary["truncated_at"] = truncated_at
     ended.sort(key=attrgetter("first_seen", "id"))
-    result = ReportResult(summary=summary, flow_objects=ended, warnings=warnings)
+    result = ReportResult(
+        summary=summary, flow_objects=ended, warnings=warnings, flow_defaults=runtime.flow_defaults
+    )
     for feature in features:
         extend = getattr(feature, "extend_report", None)
         if extend is not None:
@@ -219,6 +226,7 @@ def _columns_for_result(result: ReportResult) -> list[str]:
         return columns_for(result._flows)
     # The same order columns_for() gives the dicts: each key where it first appears.
     seen: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    defaults = result.flow_defaults
     for flow in result.flow_objects:
         if proto_label(flow.proto) == "other":
             seen.setdefault("proto_name", None)
@@ -231,6 +239,8 @@ def _columns_for_result(result: ReportResult) -> list[str]:
         if flow.ext:
             for key in flow.ext:
                 seen.setdefault(key, None)
+        for key in defaults:  # after the flow's own, as Flow.to_dict puts them
+            seen.setdefault(key, None)
     return list(seen)
 
 
@@ -291,7 +301,9 @@ def _write_json(result: ReportResult, out: TextIO) -> None:
     if result._flows is not None:
         rows: Iterator[str] = (encode(row) for row in result._flows)
     else:
-        rows = (_flow_json(flow, encode) for flow in result.flow_objects)
+        defaults = result.flow_defaults
+        tail = [(key, f",{encode(key)}:{encode(value)}") for key, value in defaults.items()]
+        rows = (_flow_json(flow, encode, defaults, tail) for flow in result.flow_objects)
     first = True
     while True:
         batch = list(islice(rows, WRITE_BATCH))
@@ -317,12 +329,19 @@ _BASE_KEYS = frozenset(BASE_COLUMNS) | frozenset(OPTIONAL_COLUMNS)
 _KEY_JSON: dict[Any, str] = {}
 
 
-def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
-    """encode(flow.to_dict()), formatted directly: the dict and the generic encoder cost more
-    than the whole decode of a packet, and a report can hold hundreds of thousands of flows."""
+def _flow_json(
+    flow: Flow,
+    encode: Callable[[Any], str],
+    defaults: dict[str, Any],
+    tail: list[tuple[str, str]],
+) -> str:
+    """encode(flow.to_dict(defaults)), formatted directly: the dict and the generic encoder cost
+    more than the whole decode of a packet, and a report can hold hundreds of thousands of flows.
+    `tail` holds each default as (key, its encoded ',"key":value')."""
     ext = flow.ext
     if ext and not _BASE_KEYS.isdisjoint(ext):
-        return encode(flow.to_dict())  # a feature overrides a base field: keep dict semantics
+        # a feature overrides a base field: keep dict semantics
+        return encode(flow.to_dict(defaults))
     state = flow.tcp_state
     proto = flow.proto
     label = proto_label(proto)
@@ -343,8 +362,8 @@ def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
         text += f',"site":{encode(flow.site)}'
     if flow.end_reason is not None:
         text += f',"end_reason":{_q(flow.end_reason)}'
+    parts = [text]
     if ext:
-        parts = [text]
         keys = _KEY_JSON
         for key, value in ext.items():
             k = keys.get(key)
@@ -367,9 +386,11 @@ def _flow_json(flow: Flow, encode: Callable[[Any], str]) -> str:
                 v = encode(value)
             parts.append(k)
             parts.append(v)
-        parts.append("}")
-        return "".join(parts)
-    return text + "}"
+    for key, default in tail:
+        if ext is None or key not in ext:
+            parts.append(default)
+    parts.append("}")
+    return "".join(parts)
 
 
 def write_report(result: ReportResult, fmt: str, out: TextIO) -> None:

@@ -58,6 +58,10 @@ class Runtime:
         self._last_tick = time.monotonic()
         # Feature services attach themselves here by name (store, resolver, dpi, alerts, ...).
         self.features: dict[str, Any] = {}
+        self.flow_defaults: dict[str, Any] = {}
+        """Fields an ended flow is written out with (report, database, relay) when it has no
+        value of its own, added to by features: the DPI's unknown verdict, which it leaves out
+        of the flows it could say nothing about (most flows of a scan)."""
         # Flows that do not come from the local pipeline (relayed from remote agents).
         self.flow_providers: list[Callable[[], Iterable[Flow]]] = []
 

@@ -111,6 +111,7 @@ class StoreFeature:
         self._pool: ThreadPoolExecutor | None = None
         self.writer.after_close = self._close_readers
         self.flows_queued = 0
+        self._flow_defaults: dict[str, Any] = {}
         if location.memory:
             # Keeps the shared in-memory database alive for readers even between writes.
             self._reader = connect(location, reader=True)
@@ -121,6 +122,8 @@ class StoreFeature:
         self.writer.warnings = runtime.status_warnings
         runtime.add_service(self.writer)
         runtime.pipeline.on_flow_end(self._flow_ended)
+        # The features' default fields of ended flows (the later features add theirs to it).
+        self._flow_defaults = runtime.flow_defaults
         self.writer.before_close = lambda: self._store_active_flows(runtime)
 
     def _store_active_flows(self, runtime: Runtime) -> None:
@@ -134,7 +137,7 @@ class StoreFeature:
                 self.flows_queued += 1
 
     def _flow_ended(self, flow: Flow) -> None:
-        if self.writer.enqueue("flows", flow.to_dict()):
+        if self.writer.enqueue("flows", flow.to_dict(self._flow_defaults)):
             self.flows_queued += 1
 
     async def finish(self) -> None:

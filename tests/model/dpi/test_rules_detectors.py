@@ -8,7 +8,7 @@ import struct
 from packettracer.capture.packet import ACK, PSH, SYN, Packet
 from packettracer.model.dpi import anomaly, http, osfp, protocols
 from packettracer.model.dpi.categories import ALL_CATEGORIES, CATEGORIES
-from packettracer.model.dpi.inspector import HOST_SYN_SAMPLES, DPIEngine
+from packettracer.model.dpi.inspector import HOST_SYN_SAMPLES, UNKNOWN_FIELDS, DPIEngine
 from packettracer.model.dpi.rules import TCP, UDP, rules
 from packettracer.model.flows import Flow, FlowTable
 from tests.model.dpi.test_tls_quic import run_engine
@@ -214,7 +214,7 @@ def test_a_sampled_hosts_syns_keep_their_mss_and_still_show_a_ttl_jump() -> None
     assert [s.name for s in engine.host_signals["10.0.0.9"]] == ["ttl_change"]
 
 
-def test_a_bare_flow_ends_with_its_port_verdict_beside_other_features_fields() -> None:
+def test_a_bare_flow_ends_with_its_port_verdict_or_without_the_dpis_fields() -> None:
 
     engine = DPIEngine()
     engine.bogons_flagged = True  # as with the security feature attached
@@ -226,11 +226,24 @@ def test_a_bare_flow_ends_with_its_port_verdict_beside_other_features_fields() -
     assert verdict[:4] == ("SSH", "remote_access", "port-guess", "SSH")
     assert ssh.ext["country"] == "NL" and ssh.ext["app"] == "SSH"
     assert ssh.ext["confidence"] == "port-guess" and ssh.ext["anomaly_score"] == 0
-    engine.flow_end(scan)
-    assert scan.ext is not None
-    assert scan.ext["app"] is None and scan.ext["category"] == "unknown"
-    scan.ext["threat"] = "x"  # each flow has its own copy of the shared verdict fields
-    assert "threat" not in ssh.ext
+    ssh.ext["threat"] = "x"  # each flow has its own copy of its port's shared verdict fields
+    other = _feed(
+        engine, table,
+        _packet(TCP, bytes([10, 0, 0, 9]), bytes([10, 0, 0, 10]), 50001, 22, ts=3.0,
+                tcp_flags=SYN, tcp_window=64240, tcp_options=b"", ip_header_len=20),
+    )  # fmt: skip
+    engine.flow_end(other)
+    assert other.ext == {k: v for k, v in ssh.ext.items() if k not in ("country", "threat")}
+    # A flow the DPI can say nothing about carries none of its fields: written out, it has
+    # the unknown verdict's (the DPI feature makes them the runtime's flow defaults).
+    assert engine.flow_end(scan) == (None, "unknown", None, None, False, 0, ())
+    assert scan.ext is None
+    assert scan.to_dict(UNKNOWN_FIELDS)["category"] == "unknown"
+    scan.ext = {"country": "NL"}
+    row = scan.to_dict(UNKNOWN_FIELDS)
+    assert list(row)[-8:] == ["country", "app", "category", "confidence", "protocol",
+                              "encrypted", "anomaly_score", "anomaly_reasons"]  # fmt: skip
+    assert row["app"] is None and row["anomaly_reasons"] == ()
 
 
 def test_http_heads_give_the_first_of_each_wanted_header() -> None:

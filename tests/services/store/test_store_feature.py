@@ -4,6 +4,7 @@ the API other features use writes and reads real rows."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -53,14 +54,26 @@ async def test_report_with_a_database_stores_every_flow_it_printed(tmp_path: Pat
     assert result.summary["stored_flows"] == len(result.flows) >= 5
     conn = sqlite3.connect(settings.store.db_path)
     stored = conn.execute(
-        "SELECT src, sport, dst, dport, bytes_fwd, bytes_rev FROM flows"
+        "SELECT src, sport, dst, dport, bytes_fwd, bytes_rev, ext FROM flows"
     ).fetchall()
     conn.close()
     printed = [
         (f["src"], f["sport"], f["dst"], f["dport"], f["bytes_fwd"], f["bytes_rev"])
         for f in result.flows
     ]
-    assert sorted(stored) == sorted(printed)
+    assert sorted(row[:6] for row in stored) == sorted(printed)
+    # The DPI's verdict as printed, also for the probes it could say nothing about (stored
+    # with the runtime's flow defaults).
+    verdicts = {
+        row[:4]: (ext["app"], ext["category"], ext["anomaly_score"])
+        for row in stored
+        for ext in [json.loads(row[6])]
+    }
+    assert verdicts == {
+        (f["src"], f["sport"], f["dst"], f["dport"]): (f["app"], f["category"], f["anomaly_score"])
+        for f in result.flows
+    }
+    assert ("unknown" in {v[1] for v in verdicts.values()}) and len(verdicts) == len(printed)
 
 
 def test_report_without_a_database_writes_nothing(tmp_path: Path) -> None:

@@ -113,9 +113,12 @@ def _fields(verdict: Verdict) -> dict[str, Any]:
 # A verdict with its fields (copied into each flow it fits: one C-level copy, not 7 stores).
 _Cached = tuple[Verdict, dict[str, Any]]
 _UNKNOWN_CACHED: Final[_Cached] = (_UNKNOWN_VERDICT, _fields(_UNKNOWN_VERDICT))
-# Told apart by its fields dict: compiled code (mypyc) copies tuples, so a tuple's identity is
-# not a test there, a dict's is.
-_UNKNOWN_FIELDS: Final = _UNKNOWN_CACHED[1]
+UNKNOWN_FIELDS: Final = _UNKNOWN_CACHED[1]
+"""The unknown verdict's fields. A flow the DPI can say nothing about (no payload it knows,
+no name, no known port, no signal: most flows of a scan) is left without any of its fields;
+they are its value in `Runtime.flow_defaults`, which fills them in where flows are written
+out. Shared: never modify it. The unknown verdict is told apart by this dict: compiled code
+(mypyc) copies tuples, so a tuple's identity is not a test there, a dict's is."""
 # Protocols whose application may come from a name learned after the handshake (no SNI).
 _NAMED_LATER: Final = frozenset({"TLS", "QUIC", "HTTP"})
 # Flow signals that also count against the host that sent the flow.
@@ -692,7 +695,7 @@ class DPIEngine:
         hit = cache.get((proto, dport))
         if hit is None:
             hit = cache[(proto, dport)] = self._guess(proto, dport)
-        if hit[1] is _UNKNOWN_FIELDS:
+        if hit[1] is UNKNOWN_FIELDS:
             other = cache.get((proto, sport))
             if other is None:
                 other = cache[(proto, sport)] = self._guess(proto, sport)
@@ -736,6 +739,8 @@ class DPIEngine:
             verdict = (*verdict[:5], sig.weight, [sig.reason])
             template = None
             self._host_signal(flow.src, sig)
+        if template is UNKNOWN_FIELDS and (ext is None or "category" not in ext):
+            return verdict  # nothing to say, and nothing said before: no fields (UNKNOWN_FIELDS)
         fields = _fields(verdict) if template is None else template
         if ext is None:
             flow.ext = fields.copy()
@@ -818,10 +823,11 @@ class DPIEngine:
                 verdict, fields = self._port_verdict(TCP, flow.sport, flow.dport)
                 ext = flow.ext
                 if ext is None:
-                    flow.ext = fields.copy()
+                    if fields is not UNKNOWN_FIELDS:
+                        flow.ext = fields.copy()
                 elif ext.get("threat") == "bogon":
                     verdict = self._end_unknown(None, flow)
-                else:
+                elif fields is not UNKNOWN_FIELDS:
                     ext.update(fields)
             else:
                 verdict = self._end_unknown(None, flow)

@@ -92,7 +92,7 @@ class AgentPublisher:
 
     def _flow_ended(self, flow: Flow) -> None:
         self._flow_marks.pop(flow.id, None)
-        record = _flow_record(flow)
+        record = _flow_record(flow, self.runtime.flow_defaults)
         record["id"] = flow.id
         self._durable("flows.ended", {"flow": record})
 
@@ -299,8 +299,8 @@ class AgentPublisher:
         self.spool.close()
 
 
-def _flow_record(flow: Flow) -> dict[str, Any]:
-    record = flow.to_dict()
+def _flow_record(flow: Flow, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = flow.to_dict(defaults)
     record.pop("site", None)
     return record
 
