@@ -12,7 +12,7 @@ import csv
 import gc
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from json.encoder import encode_basestring_ascii as _q
@@ -226,7 +226,7 @@ def _columns_for_result(result: ReportResult) -> list[str]:
         return columns_for(result._flows)
     # The same order columns_for() gives the dicts: each key where it first appears.
     seen: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-    defaults = result.flow_defaults
+    defaults: Iterable[str] = result.flow_defaults
     for flow in result.flow_objects:
         if proto_label(flow.proto) == "other":
             seen.setdefault("proto_name", None)
@@ -239,8 +239,10 @@ def _columns_for_result(result: ReportResult) -> list[str]:
         if flow.ext:
             for key in flow.ext:
                 seen.setdefault(key, None)
-        for key in defaults:  # after the flow's own, as Flow.to_dict puts them
-            seen.setdefault(key, None)
+        if defaults:  # after the first flow's own keys, as Flow.to_dict puts them
+            for key in defaults:
+                seen.setdefault(key, None)
+            defaults = ()  # in `seen` from now on
     return list(seen)
 
 
