@@ -7,7 +7,7 @@ in batches, and reads it for its views."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Final
 
@@ -52,6 +52,20 @@ def _is_local6(addr: str) -> bool:
     return ip.is_private or ip.is_link_local or ip.is_loopback or ip.is_multicast
 
 
+class Sum:
+    """Flows and bytes of one kind of flow. A class, not a list: compiled, its counts are
+    plain machine integers, with no int object made per update."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.flows = 1
+        self.nbytes = nbytes
+
+    def __iter__(self) -> Iterator[int]:
+        """(flows, bytes), as the views unpack it."""
+        yield self.flows
+        yield self.nbytes
+
+
 class Aggregates:
     """Ended flows summed up, bounded: new keys are refused when a table is full (no eviction
     churn on the per-flow path)."""
@@ -61,7 +75,7 @@ class Aggregates:
         """Distinct host:port pairs that make a host's fan-out a signal."""
         self.on_fan_out = on_fan_out
         """Called once per host, with its count, when it reaches `fan_out`."""
-        self.totals: dict[TotalsKey, list[int]] = {}
+        self.totals: dict[TotalsKey, Sum] = {}
         """One key per kind of flow -> [flows, bytes]: categories, shares and ports sum it."""
         self.distinct: dict[str, dict[tuple[str, int], float]] = {}
         """src -> the (dst, dport) pairs it contacted -> the start time of its first flow to the
@@ -101,10 +115,10 @@ class Aggregates:
                 key = (name, category, encrypted, proto, 0, False, None)
             t = totals.get(key)
             if t is None:
-                totals[key] = [1, nbytes]
+                totals[key] = Sum(nbytes)
             else:
-                t[0] += 1
-                t[1] += nbytes
+                t.flows += 1
+                t.nbytes += nbytes
             if not ports:
                 continue
             src = flow.src
