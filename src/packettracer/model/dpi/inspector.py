@@ -90,9 +90,12 @@ class FlowState:
 # No anomaly reasons: an empty tuple, not a list, so that the flow's ext dict holds only atomic
 # values and the garbage collector need not track it (every ended flow keeps one).
 _NO_REASONS: Final = ()
-# What a flow's end hands the aggregates: (label, category, confidence, protocol, encrypted,
-# anomaly score, anomaly reasons).
-Verdict = tuple[str | None, str, str | None, str | None, bool, int, "list[str] | tuple[()]"]
+# What a flow's end hands the aggregates: (label: str | None, category: str, confidence:
+# str | None, protocol: str | None, encrypted: bool, anomaly score: int, anomaly reasons: list of
+# str or ()). Typed as a plain tuple: compiled (mypyc), a tuple of declared item types is kept as
+# a C struct, checked item by item when it comes out of a dict or list and made into a new tuple
+# object at every hand-over (the aggregates' batch, the return to Python): ~0.17 us per bare flow.
+Verdict = tuple[Any, ...]
 _UNKNOWN_VERDICT: Final[Verdict] = (None, UNKNOWN, None, None, False, 0, _NO_REASONS)
 
 
@@ -207,7 +210,7 @@ class DPIEngine:
         """Optional callable told at once of each ended flow with an anomaly score or
         classified malware."""
         self._port_table = self.rules.ports
-        self._port_verdicts: dict[tuple[int, int], _Cached] = {}
+        self._port_verdicts: dict[int, _Cached] = {}
 
     # ------------------------------------------------------------------ per packet
 
@@ -692,13 +695,15 @@ class DPIEngine:
         as a dict to copy into the flow, built once per port: most flows end here (scans, bare
         handshakes)."""
         cache = self._port_verdicts
-        hit = cache.get((proto, dport))
+        key = proto << 16 | dport  # an int, not a (proto, port) tuple to make and hash
+        hit = cache.get(key)
         if hit is None:
-            hit = cache[(proto, dport)] = self._guess(proto, dport)
+            hit = cache[key] = self._guess(proto, dport)
         if hit[1] is UNKNOWN_FIELDS:
-            other = cache.get((proto, sport))
+            key = proto << 16 | sport
+            other = cache.get(key)
             if other is None:
-                other = cache[(proto, sport)] = self._guess(proto, sport)
+                other = cache[key] = self._guess(proto, sport)
             return other
         return hit
 
@@ -809,7 +814,7 @@ class DPIEngine:
         returned as (label, category, confidence, protocol, encrypted, anomaly score, reasons)."""
         st = flow.inspection
         flow.inspection = None
-        if st.__class__ is int:
+        if isinstance(st, int):
             # A TCP flow that never carried payload (most flows: scans, bare handshakes). With
             # no name for its server and no bogon check to make, its verdict is its port's,
             # without the general path's name and bogon calls.
