@@ -100,7 +100,6 @@ class DPIFeature:
         self.runtime = runtime
         self.mode = mode
         self.engine = DPIEngine(bad_fingerprints=load_bad_fingerprints(settings.bad_fingerprints))
-        self.fan_out_threshold = settings.fan_out
         # Aggregates of ended flows (the engine hands them over); panels add the live ones on
         # refresh.
         self.aggregates = Aggregates(settings.fan_out, self._fan_out)
@@ -110,6 +109,11 @@ class DPIFeature:
         self.flagged_flows: list[dict[str, Any]] = []
         self.flagged_listeners: list[Callable[[Flow], None]] = []
         """Called with each ended flow that has an anomaly score or is classified malware."""
+
+    @property
+    def fan_out_threshold(self) -> int:
+        """Distinct host:port pairs that make a host's fan-out a signal (`[dpi] fan_out`)."""
+        return self.aggregates.fan_out
 
     def attach(self, runtime: Runtime) -> None:
         runtime.pipeline.add_analyzer(self.analyzer)

@@ -76,7 +76,7 @@ class Aggregates:
         self.on_fan_out = on_fan_out
         """Called once per host, with its count, when it reaches `fan_out`."""
         self.totals: dict[TotalsKey, Sum] = {}
-        """One key per kind of flow -> [flows, bytes]: categories, shares and ports sum it."""
+        """One key per kind of flow -> its flows and bytes: categories, shares and ports sum it."""
         self.distinct: dict[str, dict[tuple[str, int], float]] = {}
         """src -> the (dst, dport) pairs it contacted -> the start time of its first flow to the
         pair if that one was small (a beacon candidate), else -1."""
